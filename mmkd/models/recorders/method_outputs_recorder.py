@@ -1,0 +1,55 @@
+"""Record what a method of one submodule returns (e.g. a head's ``forward`` or ``loss_by_feat``)."""
+import functools
+from typing import Optional
+
+from torch import nn
+
+from mmkd.registry import MODELS
+from mmkd.utils import closest_names, get_submodule_or_raise
+from .base_recorder import BaseRecorder
+
+
+@MODELS.register_module()
+class MethodOutputsRecorder(BaseRecorder):
+    """Records the return value of ``<module>.<method>`` on one model instance.
+
+    Unlike MMRazor's method recorder, which patches the class (so a teacher and a student of
+    the same class record into each other's buffers, and the patch can never be undone), this
+    wraps the bound method of one instance only and restores it in :meth:`detach`.
+
+    Args:
+        source (str): ``'<dotted module name>.<method name>'``, e.g. ``'bbox_head.forward'`` or
+            ``'decode_head.cls_seg'``. A bare method name means a method of the model itself.
+    """
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        module_name, _, method_name = source.rpartition('.')
+        self.module_name, self.method_name = module_name, method_name
+        self._module: Optional[nn.Module] = None
+
+    def _attach(self, model: nn.Module) -> None:
+        module = get_submodule_or_raise(model, self.module_name, self.owner)
+        original = getattr(module, self.method_name, None)
+        if not callable(original):
+            methods = [m for m in dir(module) if not m.startswith('_')
+                       and callable(getattr(type(module), m, None))]
+            raise KeyError(f'{self.owner} module {self.module_name or "<root>"!r} '
+                           f'({type(module).__name__}) has no method {self.method_name!r}. '
+                           f'Closest: {closest_names(self.method_name, methods)}.')
+
+        @functools.wraps(original)
+        def recorded(*args, **kwargs):
+            outputs = original(*args, **kwargs)
+            if self.recording:
+                self.data_buffer.append(outputs)
+            return outputs
+
+        # An instance attribute shadows the class method for this module only.
+        setattr(module, self.method_name, recorded)
+        self._module = module
+
+    def detach(self) -> None:
+        if self._module is not None:
+            delattr(self._module, self.method_name)
+            self._module = None

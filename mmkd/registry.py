@@ -1,0 +1,18 @@
+"""mmkd's registries: children of mmengine's root registries.
+
+Being children of mmengine's roots means an mmkd config can name mmkd modules with
+``_scope_='mmkd'`` (or a ``mmkd.`` prefix) while inheriting ``mmdet::`` / ``mmseg::`` model-zoo
+configs whose datasets, transforms and metrics keep resolving in their own scope.
+``locations`` lets mmengine import the modules lazily, so ``custom_imports`` is optional.
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+#: Distillers, recorders, connectors, losses and weighting schemes.
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmkd', locations=['mmkd.models'])
+#: Training / validation loops (e.g. the loop that can also evaluate the teacher).
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmkd', locations=['mmkd.engine'])
+#: Hooks.
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.engine'])

@@ -1,0 +1,233 @@
+"""Distiller wiring on real model-zoo configs (random init, tiny inputs, no data)."""
+import copy
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+from mmseg.structures import SegDataSample
+from torch import nn
+
+from mmkd.registry import MODELS
+
+RETINA_S = dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', pretrained=False)
+RETINA_T = dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=False)
+FASTER_S = dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', pretrained=False)
+FASTER_T = dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py', pretrained=False)
+SMALL_SEG = {'model.data_preprocessor.size': (64, 64),
+             'model.backbone.norm_cfg': dict(type='BN', requires_grad=True),
+             'model.decode_head.norm_cfg': dict(type='BN', requires_grad=True),
+             'model.auxiliary_head.norm_cfg': dict(type='BN', requires_grad=True)}
+PSP_S = dict(cfg_path='mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+             pretrained=False, cfg_options=SMALL_SEG)
+PSP_T = dict(cfg_path='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+             pretrained=False, cfg_options=SMALL_SEG)
+
+
+def feature_mapping(recorder='fpn', data_idx=0, connector=None):
+    preds_S = dict(from_student=True, recorder=recorder, data_idx=data_idx)
+    if connector:
+        preds_S['connector'] = connector
+    return dict(preds_S=preds_S,
+                preds_T=dict(from_student=False, recorder=recorder, data_idx=data_idx))
+
+
+def distiller_cfg(student=RETINA_S, teacher=RETINA_T, source='neck', **overrides):
+    cfg = dict(
+        _scope_='mmkd',
+        type='Distiller',
+        student=copy.deepcopy(student),
+        teacher=copy.deepcopy(teacher),
+        student_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source=source)),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source=source)),
+        distill_losses=dict(loss_fpn0=dict(type='MSEFeatureLoss', loss_weight=1.0)),
+        loss_forward_mappings=dict(loss_fpn0=feature_mapping()))
+    cfg.update(overrides)
+    return cfg
+
+
+def det_batch(size=64, n=2):
+    samples = []
+    for i in range(n):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+            scale_factor=(1.0, 1.0), img_id=i))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[4.0, 6.0, 30.0, 40.0]]), labels=torch.tensor([i % 3]))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def seg_batch(size=64, n=2, num_classes=19):
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                             pad_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size)))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def build(cfg, scope='mmdet'):
+    init_default_scope(scope)
+    return MODELS.build(cfg)
+
+
+def train_step_losses(model, batch):
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    return model(**data, mode='loss')
+
+
+@pytest.fixture(scope='module')
+def retina_distiller():
+    return build(distiller_cfg())
+
+
+def test_retinanet_pair_distills_fpn_and_freezes_teacher(retina_distiller):
+    model = retina_distiller
+    assert model.teacher_forward_mode == 'extract_feat'  # only the neck is recorded
+    losses = train_step_losses(model, det_batch())
+    assert {'loss_cls', 'loss_bbox', 'distill.loss_fpn0'} <= set(losses)
+    assert losses['distill.loss_fpn0'].dim() == 0 and losses['distill.loss_fpn0'] > 0
+    assert not model.teacher.training and model.student.training
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    losses['distill.loss_fpn0'].backward()
+    assert model.student.neck.fpn_convs[0].conv.weight.grad is not None
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_checkpoints_hold_no_teacher_and_load_back(retina_distiller):
+    model = retina_distiller
+    state = model.state_dict()
+    assert state and not any(k.startswith('teacher.') for k in state)
+    assert any(k.startswith('student.') for k in state)
+    teacher_before = copy.deepcopy(model.teacher.state_dict())
+    for value in state.values():
+        value.data.fill_(0.5) if value.is_floating_point() else None
+    result = model.load_state_dict(state, strict=True)  # teacher keys filled, none missing
+    assert not result.missing_keys and not result.unexpected_keys
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+
+
+def test_faster_rcnn_pair_builds_and_distills():
+    model = build(distiller_cfg(FASTER_S, FASTER_T))
+    losses = train_step_losses(model, det_batch())
+    assert {'loss_rpn_cls', 'loss_cls', 'distill.loss_fpn0'} <= set(losses)
+    assert torch.isfinite(losses['distill.loss_fpn0'])
+
+
+def test_pspnet_pair_distills_logits_through_the_teacher_head():
+    cfg = distiller_cfg(PSP_S, PSP_T, source='decode_head.conv_seg')
+    cfg['loss_forward_mappings'] = dict(loss_fpn0=feature_mapping(data_idx=None))
+    model = build(cfg, 'mmseg')
+    assert model.teacher_forward_mode == 'tensor'  # the head must run
+    losses = train_step_losses(model, seg_batch())
+    assert {'decode.loss_ce', 'distill.loss_fpn0'} <= set(losses)
+    assert losses['distill.loss_fpn0'] > 0
+    model.eval()
+    with torch.no_grad():
+        preds = model.val_step(seg_batch(n=1))
+    assert preds[0].pred_sem_seg.data.shape[-2:] == (64, 64)
+
+
+def test_teacher_with_its_own_preprocessing_gets_its_own_inputs():
+    teacher = dict(RETINA_T, cfg_options={'model.data_preprocessor.mean': [0.0, 0.0, 0.0],
+                                          'model.data_preprocessor.std': [1.0, 1.0, 1.0]})
+    model = build(distiller_cfg(teacher=teacher))
+    model.train()
+    batch = det_batch()
+    data = model.data_preprocessor(batch, True)
+    raw = torch.stack(batch['inputs'])[:, [2, 1, 0]].float()  # bgr_to_rgb
+    assert torch.allclose(data['teacher_inputs'], raw)
+    assert not torch.allclose(data['inputs'], raw)
+    assert data['teacher_data_samples'][0] is not data['data_samples'][0]
+    assert 'distill.loss_fpn0' in model(**data, mode='loss')
+
+
+def test_wrong_recorder_source_lists_closest_names():
+    cfg = distiller_cfg()
+    cfg['teacher_recorders'] = dict(fpn=dict(type='ModuleOutputsRecorder', source='nek'))
+    with pytest.raises(KeyError, match=r"teacher \(RetinaNet\) has no module named 'nek'.*'neck'"):
+        build(cfg)
+
+
+def test_shape_mismatch_names_both_shapes_and_the_connector_to_add():
+    cfg = distiller_cfg(source='backbone')
+    model = build(cfg)
+    with pytest.raises(ValueError, match=r'preds_S \(2, 64, 16, 16\) \(student\) and preds_T '
+                       r"\(2, 256, 16, 16\).*ConvConnector', in_channels=64, out_channels=256"):
+        train_step_losses(model, det_batch())
+    cfg['connectors'] = dict(c0=dict(type='ConvConnector', in_channels=64, out_channels=256))
+    cfg['loss_forward_mappings'] = dict(loss_fpn0=feature_mapping(connector='c0'))
+    model = build(cfg)
+    assert train_step_losses(model, det_batch())['distill.loss_fpn0'] > 0
+
+
+@pytest.mark.parametrize('mapping, message', [
+    (dict(loss_fpn0=dict(preds_S=dict(from_student=True, recorder='fpm'),
+                         preds_T=dict(from_student=False, recorder='fpn'))),
+     r"no student recorder named 'fpm'; student_recorders defines \['fpn'\]"),
+    (dict(loss_fpn0=dict(preds_S=dict(from_student=True, recorder='fpn'))),
+     r"does not map the required arguments \['preds_T'\]"),
+    (dict(loss_fpn0=dict(preds_S=dict(from_student=True, recorder='fpn'),
+                         preds_T=dict(from_student=False, recorder='fpn'),
+                         gt=dict(from_data='data_samples'))),
+     r"MSEFeatureLoss.forward has no argument 'gt'"),
+    (dict(other=feature_mapping()), r"without mapping: \['loss_fpn0'\], without loss: \['other'\]"),
+    (dict(loss_fpn0=dict(feature_mapping(connector='nope'))),
+     r"no connector named 'nope'"),
+])
+def test_bad_loss_mappings_fail_at_build(mapping, message):
+    with pytest.raises(KeyError, match=message):
+        build(distiller_cfg(loss_forward_mappings=mapping))
+
+
+class ToyLogitLoss(nn.Module):
+    """Stands for any loss comparing class scores (KD, DKD ...)."""
+    requires_equal_num_classes = True
+
+    def forward(self, preds_S, preds_T, data_samples=None):
+        return (preds_S - preds_T).abs().mean()
+
+
+def test_class_count_mismatch_is_refused_for_losses_that_compare_classes():
+    MODELS.register_module(module=ToyLogitLoss, force=True)
+    cfg = distiller_cfg(
+        student=dict(RETINA_S, cfg_options={'model.bbox_head.num_classes': 10}),
+        distill_losses=dict(loss_fpn0=dict(type='ToyLogitLoss')))
+    with pytest.raises(ValueError, match='student predicts 10 classes and the teacher 80'):
+        build(cfg)
+
+
+def test_teacher_checkpoint_errors(tmp_path, retina_distiller):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        build(distiller_cfg(teacher_ckpt=str(tmp_path / 'missing.pth')))
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match='could not be read as a torch checkpoint'):
+        build(distiller_cfg(teacher_ckpt=str(garbage)))
+    wrong = tmp_path / 'student.pth'
+    torch.save({'state_dict': retina_distiller.student.state_dict()}, wrong)
+    with pytest.raises(ValueError, match='does not fit the teacher config'):
+        build(distiller_cfg(teacher_ckpt=str(wrong)))
+
+
+def test_teacher_checkpoint_is_loaded_and_survives_init_weights(tmp_path, retina_distiller):
+    ckpt = tmp_path / 'teacher.pth'
+    teacher_state = {k: torch.full_like(v, 0.25) if v.is_floating_point() else v
+                     for k, v in retina_distiller.teacher.state_dict().items()}
+    torch.save({'state_dict': teacher_state, 'meta': {'note': object.__name__}}, ckpt)
+    model = build(distiller_cfg(teacher_ckpt=str(ckpt)))
+    model.init_weights()  # what mmengine's Runner does after building
+    weight = model.teacher.backbone.conv1.weight
+    assert torch.all(weight == 0.25)
+
+
+def test_unscoped_inline_model_gets_a_clear_error():
+    with pytest.raises(ValueError, match=r"Add _scope_='mmdet'"):
+        build(distiller_cfg(student=dict(type='RetinaNet')))

@@ -1,0 +1,57 @@
+"""Evaluate a checkpoint: the student of a distiller config, or a plain mmdet / mmseg model.
+
+    python tools/test.py CONFIG CKPT [--work-dir DIR] [--cfg-options k=v]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+try:
+    import mmkd  # noqa: F401
+except ImportError:
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    import mmkd  # noqa: F401
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmkd.engine import check_annotation_files
+from mmkd.engine.runtime import adapt_to_device
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (evaluate) a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    adapt_to_device(cfg)
+    check_annotation_files(cfg)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
