@@ -16,3 +16,14 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmkd', locations=['mmk
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmkd', locations=['mmkd.engine'])
 #: Hooks.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.engine'])
+
+
+def build_component(cfg):
+    """Build an mmkd component (recorder, connector, loss ...) whatever the current scope.
+
+    Inside a Runner the default scope is the task's (``mmdet`` / ``mmseg``); mmkd's own parts
+    are looked up in mmkd unless the config names another scope (``_scope_`` or ``'x.Type'``).
+    """
+    cfg = dict(cfg)
+    cfg.setdefault('_scope_', 'mmkd')
+    return MODELS.build(cfg)

@@ -19,7 +19,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mmkd.registry import MODELS
+from mmkd.registry import MODELS, build_component
 from mmkd.utils import load_checkpoint_file
 from ..connectors import BaseConnector
 from ..recorders import MethodOutputsRecorder, RecorderManager
@@ -100,13 +100,13 @@ class Distiller(BaseModel):
         self.teacher_recorders.attach(self.teacher, 'teacher')
 
         self.connectors = nn.ModuleDict(
-            {name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
+            {name: build_component(cfg) for name, cfg in (connectors or {}).items()})
         for name, connector in self.connectors.items():
             if not isinstance(connector, BaseConnector):
                 raise TypeError(f'Connector {name!r} built a {type(connector).__name__}; '
                                 'connectors subclass mmkd.models.connectors.BaseConnector.')
         self.distill_losses = nn.ModuleDict(
-            {name: MODELS.build(cfg) for name, cfg in (distill_losses or {}).items()})
+            {name: build_component(cfg) for name, cfg in (distill_losses or {}).items()})
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
         self._check_loss_mappings()
         self._check_num_classes()

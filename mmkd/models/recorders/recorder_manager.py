@@ -4,7 +4,7 @@ from typing import Dict, Iterator, Optional
 
 from torch import nn
 
-from mmkd.registry import MODELS
+from mmkd.registry import build_component
 from .base_recorder import BaseRecorder
 
 
@@ -19,7 +19,7 @@ class RecorderManager:
     def __init__(self, recorders: Optional[Dict[str, dict]] = None):
         self.recorders: Dict[str, BaseRecorder] = {}
         for name, cfg in (recorders or {}).items():
-            recorder = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+            recorder = build_component(cfg) if isinstance(cfg, dict) else cfg
             if not isinstance(recorder, BaseRecorder):
                 raise TypeError(f'Recorder {name!r} built a {type(recorder).__name__}, not a '
                                 'recorder. Use ModuleOutputsRecorder, ModuleInputsRecorder or '
