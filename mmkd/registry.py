@@ -8,12 +8,16 @@ configs whose datasets, transforms and metrics keep resolving in their own scope
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 #: Distillers, recorders, connectors, losses and weighting schemes.
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmkd', locations=['mmkd.models'])
 #: Training / validation loops (e.g. the loop that can also evaluate the teacher).
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmkd', locations=['mmkd.engine'])
+#: Optimizer wrappers (mixed precision on CPU).
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmkd',
+                          locations=['mmkd.engine'])
 #: Hooks.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.engine'])
 

@@ -13,11 +13,11 @@ except ImportError:
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmkd  # noqa: F401
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmkd.engine import check_annotation_files
-from mmkd.engine.runtime import adapt_to_device
+from mmkd.engine.runtime import load_config, setup_device
 
 
 def parse_args(argv=None):
@@ -38,16 +38,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
-    adapt_to_device(cfg)
+    setup_device(cfg)
     check_annotation_files(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()

@@ -1,18 +1,54 @@
-"""Small config adjustments shared by tools/train.py, tools/test.py and tools/demo.py."""
+"""Config loading and device set-up shared by tools/train.py, tools/test.py and tools/demo.py."""
+import os
+import os.path as osp
+from typing import Optional
+
 import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config
 
 
-def adapt_to_device(cfg: Config) -> Config:
-    """Make a config written for GPUs run on a CPU-only machine.
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """``Config.fromfile`` + ``--cfg-options`` + the work dir default of mmdet's tools."""
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
 
-    mmdet / mmseg runtimes default to NCCL and to ``device_ids=[LOCAL_RANK]`` for DDP; without
-    CUDA a distributed run needs the gloo backend and a DDP wrapper without device ids.
+
+def enable_amp(cfg: Config) -> Config:
+    """Mixed precision: mmengine's float16 ``AmpOptimWrapper`` on CUDA, bfloat16 on CPU."""
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'mmkd.CPUAmpOptimWrapper'
+    return cfg
+
+
+def setup_device(cfg: Config) -> Config:
+    """Let a config written for GPUs run distributed on a CPU-only machine.
+
+    mmdet / mmseg runtimes default to NCCL and DDP with ``device_ids=[LOCAL_RANK]``, and
+    mmengine's launcher calls ``torch.cuda.set_device``. Without CUDA, the process group is
+    created here with gloo (mmengine then skips its own set-up) and DDP gets no device ids.
     """
     if torch.cuda.is_available() or cfg.get('launcher', 'none') == 'none':
         return cfg
+    if cfg.launcher != 'pytorch':
+        raise ValueError(f'launcher {cfg.launcher!r} needs CUDA here; on CPU use '
+                         'tools/dist_train.sh (launcher pytorch, gloo backend).')
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                      world_size=int(os.environ['WORLD_SIZE']))
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         find_unused_parameters=cfg.get('find_unused_parameters', False))
