@@ -21,12 +21,11 @@ except ImportError:
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmkd  # noqa: F401
 
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmkd.datasets import make_digits_dataset
 from mmkd.engine.export import export_student
-from mmkd.engine.runtime import load_config
+from mmkd.engine.runtime import load_config, set_data_root
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 
@@ -49,18 +48,6 @@ BUDGETS = {
     'full': dict(num_train=1000, num_val=200, teacher_iters=800, student_iters=400),
     'quick': dict(num_train=96, num_val=32, teacher_iters=40, student_iters=20),
 }
-
-
-def set_data_root(cfg: Config, data_root: str) -> None:
-    """Point every dataloader and COCO evaluator of ``cfg`` at ``data_root``."""
-    data_root = data_root.rstrip('/') + '/'
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.data_root = data_root
-    for key in ('val_evaluator', 'test_evaluator'):
-        evaluator = cfg[key]
-        if 'ann_file' in evaluator:
-            evaluator.ann_file = data_root + osp.basename(
-                osp.dirname(evaluator.ann_file)) + '/' + osp.basename(evaluator.ann_file)
 
 
 def run(config: str, work_dir: str, data_root: str, iters: int, **overrides) -> tuple:

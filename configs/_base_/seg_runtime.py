@@ -9,4 +9,3 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
-custom_imports = dict(imports=['mmkd', 'mmkd.datasets'], allow_failed_imports=False)

@@ -1,6 +1,7 @@
 """Turn a distillation checkpoint into a plain student checkpoint and config."""
 import copy
 import io
+import os
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -55,6 +56,7 @@ def export_student(checkpoint: str, out: str,
     distill_cfg = Config.fromfile(config) if config else (
         Config.fromstring(cfg_text, file_format='.py') if cfg_text else None)
     out_cfg_path = None
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     if distill_cfg is not None:
         cfg = student_config(distill_cfg)
         out_cfg_path = osp.splitext(out)[0] + '.py'

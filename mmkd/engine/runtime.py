@@ -22,6 +22,29 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     return cfg
 
 
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every dataloader and annotation-file evaluator of ``cfg`` at ``data_root``.
+
+    An evaluator's ``ann_file`` keeps its path relative to the old root (e.g.
+    ``annotations/instances_val.json``).
+    """
+    data_root = data_root.rstrip('/') + '/'
+    old_root = None
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            old_root = old_root or cfg[key].dataset.get('data_root')
+            cfg[key].dataset.data_root = data_root
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        if isinstance(evaluator, dict) and evaluator.get('ann_file') and \
+                not evaluator.ann_file.startswith(data_root):  # test_evaluator may be val's
+            relative = evaluator.ann_file
+            if old_root and relative.startswith(old_root):
+                relative = relative[len(old_root):].lstrip('/')
+            evaluator.ann_file = data_root + relative
+    return cfg
+
+
 def enable_amp(cfg: Config) -> Config:
     """Mixed precision: mmengine's float16 ``AmpOptimWrapper`` on CUDA, bfloat16 on CPU."""
     if torch.cuda.is_available():
@@ -55,3 +78,13 @@ def setup_device(cfg: Config) -> Config:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return cfg
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group before exit.
+
+    mmengine never does; a gloo group still alive at interpreter exit can abort the process
+    ("terminate called without an active exception") after training finished.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

@@ -46,7 +46,7 @@ def strip_prefix(state_dict: dict, prefix: str) -> 'OrderedDict':
     return OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
 
 
-def _load_local_checkpoint(filename: str, map_location=None) -> Union[dict, OrderedDict]:
+def load_from_local(filename: str, map_location=None) -> Union[dict, OrderedDict]:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
@@ -82,5 +82,5 @@ class AtomicLocalBackend(LocalBackend):
 
 def register_checkpoint_io() -> None:
     """Install the reading scheme and the atomic backend (idempotent; done on ``import mmkd``)."""
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local_checkpoint, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')

@@ -1,0 +1,423 @@
+r"""CKA losses: linear centered kernel alignment (RCKA) and its patch-wise detection form (PCKA).
+
+Rethinking Centered Kernel Alignment in Knowledge Distillation (IJCAI 2024),
+https://arxiv.org/abs/2401.11824 (code: https://github.com/Klayand/PCKA)
+
+For X (n, d1) and Y (n, d2), rows = samples, with columns centered (X <- X - mean over rows):
+
+.. math::
+
+    \mathrm{CKA}(X, Y) = \frac{\|Y^\top X\|_F^2}{\|X^\top X\|_F \, \|Y^\top Y\|_F + \epsilon}
+    = \frac{\langle XX^\top, YY^\top \rangle_F}{\|XX^\top\|_F \, \|YY^\top\|_F + \epsilon},
+    \qquad L = w \cdot (1 - \mathrm{CKA}(S, T))
+
+CKA is invariant to orthogonal transforms and isotropic scaling of either side and does not
+need equal widths, so ``CKALoss`` needs no connector. Both forms are implemented and the
+cheaper is chosen: the d x d cross products when n is large, the n x n Gram matrices when n is
+small; the n x n Gram is never built for many samples.
+
+Centering: ``centered=True`` (the default, what "centered" KA means) subtracts the mean over
+the samples (rows) from every column. The published code does *not* center (its Gram matrices
+are used as they are); ``centered=False`` reproduces that. Centering needs at least 3 samples
+to carry information (with 2 samples, centered CKA is always 1; with 1, it is 0), uncentered
+CKA at least 2. The losses warn when a term is constant for this reason. The published losses
+return ``-CKA``; ours return ``1 - CKA`` (same gradient, 0 at a perfect match).
+"""
+import math
+import warnings
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+
+_FORMS = ('auto', 'gram', 'cross')
+
+
+def _to_float(x: Tensor) -> Tensor:
+    """Half and bfloat16 become float32; float32 / float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _no_autocast(x: Tensor):
+    """Matmuls of large feature maps overflow in float16: keep autocast off for the loss."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
+def batched_linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float = 1e-8,
+                       form: str = 'auto') -> Tensor:
+    """Linear CKA of B pairs of matrices at once (``torch.bmm``); pure math, no detaching.
+
+    Args:
+        x (Tensor): (B, n, d1), rows are samples.
+        y (Tensor): (B, n, d2), the same n samples.
+        centered (bool): Subtract the mean over rows from every column. Defaults to True.
+        eps (float): Added to the denominator. Defaults to 1e-8.
+        form (str): ``'gram'`` (n x n Gram matrices), ``'cross'`` (d x d cross products) or
+            ``'auto'``: the one with fewer multiply-adds, Gram when
+            ``n * (d1 + d2) <= d1**2 + d1 * d2 + d2**2`` (n <= 1.5 d for equal widths).
+            Defaults to 'auto'.
+
+    Returns:
+        Tensor: (B,) CKA values in [0, 1], float32 for half inputs.
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(3, 20, 5)
+        >>> batched_linear_cka(x, 2 * x).round(decimals=4)
+        tensor([1., 1., 1.])
+    """
+    if x.dim() != 3 or y.dim() != 3 or x.shape[:2] != y.shape[:2]:
+        raise ValueError(f'batched_linear_cka expects x (B, n, d1) and y (B, n, d2) with the '
+                         f'same B and n, got {tuple(x.shape)} and {tuple(y.shape)}.')
+    if form not in _FORMS:
+        raise ValueError(f'form must be one of {_FORMS}, got {form!r}.')
+    x, y = _to_float(x), _to_float(y)
+    if centered:
+        x = x - x.mean(dim=1, keepdim=True)
+        y = y - y.mean(dim=1, keepdim=True)
+    n, d1, d2 = x.shape[1], x.shape[2], y.shape[2]
+    if form == 'auto':
+        form = 'gram' if n * (d1 + d2) <= d1 * d1 + d1 * d2 + d2 * d2 else 'cross'
+    with _no_autocast(x):
+        if form == 'gram':
+            gram_x = torch.bmm(x, x.transpose(1, 2))
+            gram_y = torch.bmm(y, y.transpose(1, 2))
+            hsic = (gram_x * gram_y).sum(dim=(1, 2))
+            norm_x = torch.linalg.matrix_norm(gram_x)
+            norm_y = torch.linalg.matrix_norm(gram_y)
+        else:
+            hsic = torch.bmm(y.transpose(1, 2), x).square().sum(dim=(1, 2))
+            norm_x = torch.linalg.matrix_norm(torch.bmm(x.transpose(1, 2), x))
+            norm_y = torch.linalg.matrix_norm(torch.bmm(y.transpose(1, 2), y))
+        return hsic / (norm_x * norm_y + eps)
+
+
+def linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float = 1e-8,
+               form: str = 'auto') -> Tensor:
+    """Linear CKA of two matrices with the same rows (samples); pure math, no detaching.
+
+    Args:
+        x (Tensor): (n, d1).
+        y (Tensor): (n, d2).
+        centered (bool): Subtract the column means. Defaults to True.
+        eps (float): Added to the denominator. Defaults to 1e-8.
+        form (str): ``'auto'``, ``'gram'`` or ``'cross'``, see :func:`batched_linear_cka`.
+            Defaults to 'auto'.
+
+    Returns:
+        Tensor: a scalar in [0, 1].
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(50, 8)
+        >>> q, _ = torch.linalg.qr(torch.randn(8, 8))
+        >>> round(float(linear_cka(x, 3 * x @ q)), 4)
+        1.0
+    """
+    if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f'linear_cka expects x (n, d1) and y (n, d2) with the same n, got '
+                         f'{tuple(x.shape)} and {tuple(y.shape)}.')
+    return batched_linear_cka(x[None], y[None], centered, eps, form)[0]
+
+
+def _warn_constant(term: str, n: int, centered: bool) -> None:
+    warnings.warn(f'{term}: {"centered" if centered else "uncentered"} CKA over {n} sample(s) '
+                  'is constant, so this term gives no gradient. Centered CKA needs >= 3 '
+                  'samples, uncentered >= 2: use a larger batch / patch grid or centered=False.')
+
+
+def _is_constant(n: int, centered: bool) -> bool:
+    return n < (3 if centered else 2)
+
+
+def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float = 1e-8,
+             feature_weight: float = 1.0, intra_weight: float = 0.0,
+             inter_weight: float = 0.0) -> Tensor:
+    """RCKA loss without ``loss_weight``; the teacher is detached, the result is float32.
+
+    ``feature_weight * (1 - CKA(S.flatten(1), T.flatten(1)))`` (samples = the N images,
+    features = C*H*W, so channel counts and sizes may differ) plus the logit terms
+    ``intra_weight * (1 - CKA(S_pix, T_pix))`` on (N*H*W, K) (pixels as samples, K classes)
+    and ``inter_weight * (1 - CKA(S_pix^T, T_pix^T))`` on (K, N*H*W), each with its rows
+    l2-normalised (then centered when ``centered``). The logit terms need equal shapes.
+
+    Args:
+        preds_S (Tensor): (N, C_S, ...) student features or logits.
+        preds_T (Tensor): (N, C_T, ...) teacher features or logits.
+        centered (bool): Defaults to True.
+        eps (float): Defaults to 1e-8.
+        feature_weight (float): Defaults to 1.0.
+        intra_weight (float): Defaults to 0.0.
+        inter_weight (float): Defaults to 0.0.
+    """
+    if preds_S.dim() < 2 or preds_T.dim() < 2 or preds_S.shape[0] != preds_T.shape[0]:
+        raise ValueError(f'CKALoss compares the N samples of a batch and needs (N, C, ...) '
+                         f'inputs with the same N, got student {tuple(preds_S.shape)} and '
+                         f'teacher {tuple(preds_T.shape)}.')
+    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    loss = s.new_zeros(())
+    if feature_weight:
+        if _is_constant(s.shape[0], centered):
+            _warn_constant('CKALoss feature term (samples = images of the batch)',
+                           s.shape[0], centered)
+        cka = linear_cka(s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1), centered, eps)
+        loss = loss + feature_weight * (1 - cka)
+    if intra_weight or inter_weight:
+        if s.shape != t.shape:
+            raise ValueError(f'The intra/inter terms of CKALoss compare class scores pixel by '
+                             f'pixel and need equal shapes, got student {tuple(s.shape)} and '
+                             f'teacher {tuple(t.shape)}: use logits with the same classes and '
+                             'add a ResizeConnector for the size.')
+        # (N, K, *spatial) -> (N * pixels, K): one copy each.
+        s_pix = s.movedim(1, -1).reshape(-1, s.shape[1])
+        t_pix = t.movedim(1, -1).reshape(-1, t.shape[1])
+        if intra_weight:
+            cka = linear_cka(F.normalize(s_pix, dim=1), F.normalize(t_pix, dim=1), centered, eps)
+            loss = loss + intra_weight * (1 - cka)
+        if inter_weight:
+            cka = linear_cka(F.normalize(s_pix.t(), dim=1), F.normalize(t_pix.t(), dim=1),
+                             centered, eps)
+            loss = loss + inter_weight * (1 - cka)
+    return loss
+
+
+@MODELS.register_module()
+class CKALoss(nn.Module):
+    """RCKA: ``loss_weight * (1 - CKA)`` between student and teacher (any channel counts).
+
+    The batch's N images are the samples and the flattened C*H*W maps their features, so a
+    student with other channels or resolution needs no connector. For segmentation logits, the
+    RCKA 'intra' (pixels x classes) and 'inter' (classes x pixels) terms of the published code
+    can be added; their rows are l2-normalised as there. The published segmentation config
+    (``intra_weight=10, inter_weight=10``, uncentered) is closest to ``loss_weight=10,
+    feature_weight=0, intra_weight=1, inter_weight=1, centered=False``. Differences: the
+    published 'intra' term uses images as samples, (N, K*H*W) like our feature term, and its
+    'inter' term the transpose (K*H*W, N), which needs a (K*H*W)^2 Gram matrix; we use pixels
+    as samples, (N*H*W, K), and its transpose. It divides each Gram row by that row's own norm
+    (we normalise the rows of the data, which keeps the Gram symmetric) and weights 'inter' by
+    ``intra_weight``.
+
+    Args:
+        loss_weight (float): Scales the whole loss. Defaults to 1.0.
+        centered (bool): Center the columns (subtract the mean over samples). The published
+            code does not center. Centered CKA over a batch of 2 images is always 1 (a warning
+            says so): use >= 3 images per GPU or ``centered=False``. Defaults to True.
+        eps (float): Added to the CKA denominator. Defaults to 1e-8.
+        feature_weight (float): Weight of the flattened-feature term. Defaults to 1.0.
+        intra_weight (float): Weight of the pixels-as-samples logit term. Defaults to 0.0.
+        inter_weight (float): Weight of the classes-as-samples logit term. Defaults to 0.0.
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(4, 8, 5, 5), torch.randn(4, 16, 10, 10)
+        >>> CKALoss()(s, t).shape
+        torch.Size([])
+        >>> abs(float(CKALoss(loss_weight=2.0)(t, 3 * t))) < 1e-5
+        True
+    """
+    requires_same_shape = False
+
+    def __init__(self, loss_weight: float = 1.0, centered: bool = True, eps: float = 1e-8,
+                 feature_weight: float = 1.0, intra_weight: float = 0.0,
+                 inter_weight: float = 0.0):
+        super().__init__()
+        _check_weights(self, dict(loss_weight=loss_weight, feature_weight=feature_weight,
+                                  intra_weight=intra_weight, inter_weight=inter_weight), eps)
+        self.loss_weight = loss_weight
+        self.centered = centered
+        self.eps = eps
+        self.feature_weight = feature_weight
+        self.intra_weight = intra_weight
+        self.inter_weight = inter_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """preds_S (N, C_S, H_S, W_S), preds_T (N, C_T, H_T, W_T). Returns a scalar."""
+        return self.loss_weight * cka_loss(preds_S, preds_T, self.centered, self.eps,
+                                           self.feature_weight, self.intra_weight,
+                                           self.inter_weight)
+
+
+def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:
+    name = type(module).__name__
+    for key, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f'{name}: {key} must be a number, got {value!r}.')
+    if not eps > 0:
+        raise ValueError(f'{name}: eps must be > 0, got {eps!r}.')
+
+
+def _patch_grid(size: Tuple[int, int], patch_size: int) -> Tuple[int, int, int, int]:
+    """(ph, pw, H', W'): patch sides and the size the maps are resized to."""
+    (h, w), ps = size, patch_size
+    ph, pw = min(ps, h), min(ps, w)
+    return ph, pw, math.ceil(h / ph) * ph, math.ceil(w / pw) * pw
+
+
+def _check_pcka_inputs(preds_S: Tensor, preds_T: Tensor, patch_size: int) -> None:
+    if preds_S.dim() != 4 or preds_T.dim() != 4:
+        raise ValueError(f'PCKALoss expects (N, C, H, W) maps, got student '
+                         f'{tuple(preds_S.shape)} and teacher {tuple(preds_T.shape)}.')
+    if preds_S.shape[0] != preds_T.shape[0]:
+        raise ValueError(f'PCKALoss needs the same batch size, got student {preds_S.shape[0]} '
+                         f'and teacher {preds_T.shape[0]}.')
+    if preds_S.shape[1] != preds_T.shape[1]:
+        raise ValueError(f'PCKALoss compares patches channel by channel and needs equal channel '
+                         f'counts, got student {preds_S.shape[1]} and teacher '
+                         f'{preds_T.shape[1]}: add dict(type=\'ConvConnector\', in_channels='
+                         f'{preds_S.shape[1]}, out_channels={preds_T.shape[1]}) to the student '
+                         'side (or use CKALoss, which needs none).')
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise ValueError(f'patch_size must be a positive int, got {patch_size!r}.')
+
+
+def _to_patch_rows(x: Tensor, ph: int, pw: int, height: int, width: int) -> Tensor:
+    """(N, C, H, W) -> (C, P, N*ph*pw), resizing (bilinear) to (height, width) if needed."""
+    if x.shape[-2:] != (height, width):
+        x = F.interpolate(x, size=(height, width), mode='bilinear', align_corners=False)
+    n, c = x.shape[:2]
+    u, v = height // ph, width // pw
+    # the only copy of the map: (N, C, U, ph, V, pw) -> (C, U, V, N, ph, pw)
+    return x.reshape(n, c, u, ph, v, pw).permute(1, 2, 4, 0, 3, 5).reshape(c, u * v, -1)
+
+
+def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
+              intra_weight: float = 1.0, inter_weight: float = 0.0, centered: bool = True,
+              eps: float = 1e-8) -> Tensor:
+    """PCKA loss of one FPN level without ``loss_weight``, batched over channels.
+
+    The teacher is detached and the result is float32; see :class:`PCKALoss` for the math.
+
+    Args:
+        preds_S (Tensor): (N, C, H_S, W_S).
+        preds_T (Tensor): (N, C, H, W); the patch grid follows the teacher's size.
+        patch_size (int): Defaults to 16.
+        intra_weight (float): Defaults to 1.0.
+        inter_weight (float): Defaults to 0.0.
+        centered (bool): Defaults to True.
+        eps (float): Defaults to 1e-8.
+    """
+    _check_pcka_inputs(preds_S, preds_T, patch_size)
+    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
+    s_rows = _to_patch_rows(s, ph, pw, height, width)
+    t_rows = _to_patch_rows(t, ph, pw, height, width)
+    loss = s.new_zeros(())
+    if intra_weight:
+        if _is_constant(s_rows.shape[1], centered):
+            _warn_constant(f'PCKALoss intra term (samples = patches of a {t.shape[-2]}x'
+                           f'{t.shape[-1]} level, patch_size {patch_size})',
+                           s_rows.shape[1], centered)
+        cka = batched_linear_cka(s_rows, t_rows, centered, eps)
+        loss = loss + intra_weight * (1 - cka).mean()
+    if inter_weight:
+        cka = batched_linear_cka(s_rows.transpose(1, 2), t_rows.transpose(1, 2), centered, eps)
+        loss = loss + inter_weight * (1 - cka).mean()
+    return loss
+
+
+def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
+                        intra_weight: float = 1.0, inter_weight: float = 0.0,
+                        centered: bool = True, eps: float = 1e-8) -> Tensor:
+    """Reference for tests and benchmarks only: :func:`pcka_loss` with Python loops.
+
+    Loops over channels like the published code, cuts patches with ``F.unfold`` and uses the
+    published Gram-trace formula, so it shares no patch or CKA code with :func:`pcka_loss`.
+    Not used by :class:`PCKALoss`.
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(2, 3, 20, 12), torch.randn(2, 3, 20, 12)
+        >>> bool(torch.allclose(pcka_loss(s, t, 8), pcka_loop_reference(s, t, 8), atol=1e-5))
+        True
+    """
+    _check_pcka_inputs(preds_S, preds_T, patch_size)
+    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
+    s = F.interpolate(s, size=(height, width), mode='bilinear', align_corners=False)
+    t = F.interpolate(t, size=(height, width), mode='bilinear', align_corners=False)
+
+    def rows(x: Tensor) -> Tensor:  # (N, C, H, W) -> (C, P, N*ph*pw)
+        n, c = x.shape[:2]
+        cols = F.unfold(x, kernel_size=(ph, pw), stride=(ph, pw))  # (N, C*ph*pw, P)
+        return cols.reshape(n, c, ph * pw, -1).permute(1, 3, 0, 2).reshape(c, cols.shape[-1], -1)
+
+    def cka(a: Tensor, b: Tensor) -> Tensor:
+        if centered:
+            a, b = a - a.mean(0), b - b.mean(0)
+        ka, kb = a @ a.t(), b @ b.t()
+        return torch.trace(ka @ kb.t()) / (
+            torch.sqrt(torch.trace(ka @ ka.t()) * torch.trace(kb @ kb.t())) + eps)
+
+    s_rows, t_rows = rows(s), rows(t)
+    loss = s.new_zeros(())
+    for c in range(s.shape[1]):
+        s_c, t_c = s_rows[c], t_rows[c]
+        loss = loss + intra_weight * (1 - cka(s_c, t_c)) / s.shape[1]
+        loss = loss + inter_weight * (1 - cka(s_c.t(), t_c.t())) / s.shape[1]
+    return loss
+
+
+@MODELS.register_module()
+class PCKALoss(nn.Module):
+    r"""PCKA: patch-wise CKA for one FPN level (the paper's detection loss).
+
+    Both maps are resized (bilinear) to the smallest multiple of the patch size that is >= the
+    teacher's size; a side shorter than a patch is kept and the patch shrinks to it (a 7x20
+    level with ``patch_size=16`` gives 1x2 patches of 7x16). The published code upsamples
+    such a side to 16 instead, which gives the same patch count. Each map is cut into P
+    patches and reshaped to (C, P, N*ph*pw); for every channel c the P patch rows of the
+    student and teacher are compared, all channels at once with ``bmm``:
+
+    .. math::
+
+        L = w \left[\lambda_{intra} \frac{1}{C}\sum_c (1 - \mathrm{CKA}(S_c, T_c))
+            + \lambda_{inter} \frac{1}{C}\sum_c (1 - \mathrm{CKA}(S_c^\top, T_c^\top))\right]
+
+    Patches are compared per channel, so channel counts must be equal (add a
+    ``ConvConnector``); sizes may differ. The paper uses weight 10 on the first 4 FPN levels,
+    intra only for RetinaNet / FCOS, intra + inter for Faster R-CNN / GFL: ``loss_weight=10,
+    inter_weight=1.0`` here (the published code weights 'inter' by its ``intra_weight`` too).
+    The published code does not center (``centered=False``) and returns ``-CKA`` instead of
+    ``1 - CKA``. A level with fewer than 3 patches (2 uncentered) makes the intra term constant
+    (a warning says so); the inter term still works there.
+
+    Args:
+        loss_weight (float): Defaults to 1.0.
+        patch_size (int): Side of a patch in feature cells. Defaults to 16.
+        intra_weight (float): Weight of the patches-as-samples term. Defaults to 1.0.
+        inter_weight (float): Weight of the transposed term. Defaults to 0.0.
+        centered (bool): Center the columns. Defaults to True.
+        eps (float): Added to the CKA denominator. Defaults to 1e-8.
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(2, 4, 40, 50), torch.randn(2, 4, 20, 25)
+        >>> PCKALoss(loss_weight=10.0, inter_weight=1.0)(s, t).shape
+        torch.Size([])
+        >>> abs(float(PCKALoss()(t, 2 * t))) < 1e-5
+        True
+    """
+    requires_same_shape = False
+
+    def __init__(self, loss_weight: float = 1.0, patch_size: int = 16, intra_weight: float = 1.0,
+                 inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8):
+        super().__init__()
+        _check_weights(self, dict(loss_weight=loss_weight, intra_weight=intra_weight,
+                                  inter_weight=inter_weight), eps)
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f'PCKALoss: patch_size must be a positive int, got {patch_size!r}.')
+        self.loss_weight = loss_weight
+        self.patch_size = patch_size
+        self.intra_weight = intra_weight
+        self.inter_weight = inter_weight
+        self.centered = centered
+        self.eps = eps
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """preds_S (N, C, H_S, W_S), preds_T (N, C, H, W). Returns a scalar."""
+        return self.loss_weight * pcka_loss(preds_S, preds_T, self.patch_size,
+                                            self.intra_weight, self.inter_weight,
+                                            self.centered, self.eps)

@@ -1,0 +1,34 @@
+"""Fixtures shared by the test suite."""
+import os.path as osp
+
+import pytest
+from tool_runs import DET_TEACHER, SEG_TEACHER, run_tool, tiny_config
+
+from mmkd.datasets import make_digits_dataset
+
+
+@pytest.fixture(scope='session')
+def digits_root(tmp_path_factory):
+    """Root of a tiny generated digits dataset: 16 train / 8 val images of 64 px, seed 0.
+
+    Shared by the whole session, so treat it as read-only. The generation arguments are in
+    each COCO file's ``info``.
+    """
+    root = tmp_path_factory.mktemp('digits')
+    make_digits_dataset(str(root), num_train=16, num_val=8, size=64, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def det_teacher_ckpt(digits_root, tmp_path_factory):
+    """A RetinaNet teacher trained for 4 iterations (weights are what matters, not accuracy)."""
+    out = tmp_path_factory.mktemp('det_teacher')
+    run_tool('train.py', tiny_config(DET_TEACHER, digits_root, out))
+    return osp.join(str(out), 'iter_4.pth')
+
+
+@pytest.fixture(scope='session')
+def seg_teacher_ckpt(digits_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp('seg_teacher')
+    run_tool('train.py', tiny_config(SEG_TEACHER, digits_root, out))
+    return osp.join(str(out), 'iter_4.pth')
