@@ -50,8 +50,13 @@ BUDGETS = {
 }
 
 
-def run(config: str, work_dir: str, data_root: str, iters: int, **overrides) -> tuple:
-    """Train ``config`` for ``iters`` iterations, then test it; returns (metrics, last ckpt)."""
+def run(config: str, work_dir: str, data_root: str, iters: int, metric: str,
+        **overrides) -> tuple:
+    """Train ``config`` for ``iters`` iterations, then test it; returns (metric, last ckpt).
+
+    mmdet's CocoMetric reports nothing when no box scores above the threshold (an untrained
+    model): that is an mAP of 0.
+    """
     cfg = load_config(config, work_dir=work_dir)
     set_data_root(cfg, data_root)
     cfg.train_cfg.max_iters = iters
@@ -64,7 +69,7 @@ def run(config: str, work_dir: str, data_root: str, iters: int, **overrides) -> 
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
-    return metrics, osp.join(work_dir, f'iter_{iters}.pth')
+    return float(metrics.get(metric, 0.0)), osp.join(work_dir, f'iter_{iters}.pth')
 
 
 def run_task(task: str, work_dir: str, budget: dict) -> dict:
@@ -77,17 +82,18 @@ def run_task(task: str, work_dir: str, budget: dict) -> dict:
     for role in ('teacher', 'student'):
         start = time.time()
         iters = budget['teacher_iters'] if role == 'teacher' else budget['student_iters']
-        metrics, ckpt = run(spec[role], osp.join(work_dir, task, role), data_root, iters)
+        value, ckpt = run(spec[role], osp.join(work_dir, task, role), data_root, iters,
+                          spec['metric'])
         times[role] = time.time() - start
-        result[role] = {spec['metric_name']: metrics[spec['metric']]}
+        result[role] = {spec['metric_name']: value}
         if role == 'teacher':
             teacher_ckpt = ckpt
     start = time.time()
     distill_dir = osp.join(work_dir, task, 'distilled')
-    metrics, ckpt = run(spec['distill'], distill_dir, data_root, budget['student_iters'],
-                        **{'model.teacher_ckpt': teacher_ckpt})
+    value, ckpt = run(spec['distill'], distill_dir, data_root, budget['student_iters'],
+                      spec['metric'], **{'model.teacher_ckpt': teacher_ckpt})
     times['distilled'] = time.time() - start
-    result['distilled'] = {spec['metric_name']: metrics[spec['metric']]}
+    result['distilled'] = {spec['metric_name']: value}
     exported, student_config = export_student(ckpt, osp.join(distill_dir, 'student_exported.pth'))
     result.update(distilled_ckpt=ckpt, exported_student_ckpt=exported,
                   student_config=student_config,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmkd.models.recorders import (MethodOutputsRecorder, ModuleInputsRecorder,
+from mmkd.models.recorders import (MethodOutputsRecorder,
                                    ModuleOutputsRecorder, RecorderManager)
 
 

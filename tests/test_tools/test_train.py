@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from tool_runs import DET_DISTILL, REPO, SEG_DISTILL, run_tool, tiny_config

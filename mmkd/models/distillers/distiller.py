@@ -12,7 +12,7 @@ One training step, as :meth:`Distiller.loss` runs it:
 import copy
 import inspect
 from collections import OrderedDict
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.logging import print_log

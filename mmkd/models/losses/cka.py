@@ -32,18 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .utils import no_autocast, to_float32
 
 _FORMS = ('auto', 'gram', 'cross')
-
-
-def _to_float(x: Tensor) -> Tensor:
-    """Half and bfloat16 become float32; float32 / float64 stay as they are."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _no_autocast(x: Tensor):
-    """Matmuls of large feature maps overflow in float16: keep autocast off for the loss."""
-    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def batched_linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float = 1e-8,
@@ -74,14 +65,14 @@ def batched_linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float =
                          f'same B and n, got {tuple(x.shape)} and {tuple(y.shape)}.')
     if form not in _FORMS:
         raise ValueError(f'form must be one of {_FORMS}, got {form!r}.')
-    x, y = _to_float(x), _to_float(y)
+    x, y = to_float32(x), to_float32(y)
     if centered:
         x = x - x.mean(dim=1, keepdim=True)
         y = y - y.mean(dim=1, keepdim=True)
     n, d1, d2 = x.shape[1], x.shape[2], y.shape[2]
     if form == 'auto':
         form = 'gram' if n * (d1 + d2) <= d1 * d1 + d1 * d2 + d2 * d2 else 'cross'
-    with _no_autocast(x):
+    with no_autocast(x):
         if form == 'gram':
             gram_x = torch.bmm(x, x.transpose(1, 2))
             gram_y = torch.bmm(y, y.transpose(1, 2))
@@ -157,7 +148,7 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
         raise ValueError(f'CKALoss compares the N samples of a batch and needs (N, C, ...) '
                          f'inputs with the same N, got student {tuple(preds_S.shape)} and '
                          f'teacher {tuple(preds_T.shape)}.')
-    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    s, t = to_float32(preds_S), to_float32(preds_T.detach())
     loss = s.new_zeros(())
     if feature_weight:
         if _is_constant(s.shape[0], centered):
@@ -300,7 +291,7 @@ def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         eps (float): Defaults to 1e-8.
     """
     _check_pcka_inputs(preds_S, preds_T, patch_size)
-    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    s, t = to_float32(preds_S), to_float32(preds_T.detach())
     ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
     s_rows = _to_patch_rows(s, ph, pw, height, width)
     t_rows = _to_patch_rows(t, ph, pw, height, width)
@@ -334,7 +325,7 @@ def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         True
     """
     _check_pcka_inputs(preds_S, preds_T, patch_size)
-    s, t = _to_float(preds_S), _to_float(preds_T.detach())
+    s, t = to_float32(preds_S), to_float32(preds_T.detach())
     ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
     s = F.interpolate(s, size=(height, width), mode='bilinear', align_corners=False)
     t = F.interpolate(t, size=(height, width), mode='bilinear', align_corners=False)

@@ -44,6 +44,7 @@ from mmengine.model import constant_init, kaiming_init
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .utils import no_autocast
 
 #: Tolerance, in feature cells, when a box edge falls on a cell edge.
 _EDGE_TOL = 1e-4
@@ -284,7 +285,7 @@ class FGDLoss(nn.Module):
         """preds_S: (N, student_channels, H, W), preds_T: (N, teacher_channels, H, W),
         data_samples: N ``DetDataSample`` with GT boxes. Returns a float32 scalar."""
         self._check_inputs(preds_S, preds_T, data_samples)
-        with torch.autocast(device_type=preds_S.device.type, enabled=False):
+        with no_autocast(preds_S):
             feat_S = preds_S.float()
             if self.align is not None:
                 feat_S = self.align(feat_S)

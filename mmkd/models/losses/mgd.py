@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .utils import no_autocast
 
 
 def masked_generative_loss(preds_S: Tensor, preds_T: Tensor, generation: nn.Module,
@@ -57,7 +58,7 @@ def masked_generative_loss(preds_S: Tensor, preds_T: Tensor, generation: nn.Modu
                          'ResizeConnector to the student side (channels are aligned by the '
                          'loss itself).')
     N, _, H, W = preds_T.shape
-    with torch.autocast(device_type=preds_S.device.type, enabled=False):
+    with no_autocast(preds_S):
         feat_S = preds_S.float()
         if align is not None:
             feat_S = align(feat_S)

@@ -26,13 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .utils import no_autocast, to_float32
 
 C1 = 0.01**2
 C2 = 0.03**2
-
-
-def _to_float(x: Tensor) -> Tensor:
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _min_max(x: Tensor, eps: float) -> Tensor:
@@ -85,12 +82,12 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
                          f'{tuple(preds_S.shape)} and teacher {tuple(preds_T.shape)}: set '
                          'adapter_in_channels / adapter_out_channels (or add a ConvConnector) '
                          'for channels and a ResizeConnector for the size.')
-    s = _min_max(_to_float(preds_S), eps)
-    t = _min_max(_to_float(preds_T.detach()), eps)
+    s = _min_max(to_float32(preds_S), eps)
+    t = _min_max(to_float32(preds_T.detach()), eps)
     n, c, h, w = s.shape
     size, sig = shrunk_window(h, w, window_size, sigma)
     pad = size // 2
-    with torch.autocast(device_type=s.device.type, enabled=False):
+    with no_autocast(s):
         g = _gaussian(size, sig, s).repeat(5 * c, 1)  # (5C, size)
         maps = torch.cat([s, t, s * s, t * t, s * t], dim=1)  # (N, 5C, H, W)
         maps = F.pad(maps, (pad, pad, pad, pad), mode='reflect') if pad else maps
@@ -169,7 +166,7 @@ class SSIMLoss(nn.Module):
                 raise ValueError(f'SSIMLoss adapter expects {self.adapter.in_channels} student '
                                  f'channels, got {tuple(preds_S.shape)}: set '
                                  f'adapter_in_channels={preds_S.shape[1]}.')
-            with torch.autocast(device_type=preds_S.device.type, enabled=False):
+            with no_autocast(preds_S):
                 preds_S = self.adapter(preds_S.to(self.adapter.weight.dtype))
         return self.loss_weight * ssim_map_loss(preds_S, preds_T, self.window_size,
                                                 self.sigma, self.eps)
