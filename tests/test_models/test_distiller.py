@@ -231,3 +231,32 @@ def test_teacher_checkpoint_is_loaded_and_survives_init_weights(tmp_path, retina
 def test_unscoped_inline_model_gets_a_clear_error():
     with pytest.raises(ValueError, match=r"Add _scope_='mmdet'"):
         build(distiller_cfg(student=dict(type='RetinaNet')))
+
+
+def test_gt_aware_loss_receives_the_batch_data_samples(retina_distiller):
+    """FGD reads ground-truth boxes through `from_data='data_samples'`."""
+    cfg = distiller_cfg(
+        distill_losses=dict(loss_fgd=dict(type='FGDLoss', student_channels=256,
+                                          teacher_channels=256)),
+        loss_forward_mappings=dict(loss_fgd=dict(
+            feature_mapping(), data_samples=dict(from_data='data_samples'))))
+    model = build(cfg)
+    seen = []
+    original = model.distill_losses['loss_fgd'].forward
+    model.distill_losses['loss_fgd'].forward = lambda preds_S, preds_T, data_samples: (
+        seen.append(data_samples) or original(preds_S, preds_T, data_samples))
+    model.train()
+    data = model.data_preprocessor(det_batch(), True)
+    losses = model(**data, mode='loss')
+    assert seen[0] is data['data_samples']  # the batch's own samples, with their GT boxes
+    assert seen[0][0].metainfo['batch_input_shape'] == (64, 64)
+    assert torch.isfinite(losses['distill.loss_fgd']) and losses['distill.loss_fgd'] > 0
+
+
+def test_distill_losses_stay_float32_under_autocast(retina_distiller):
+    model = retina_distiller
+    model.train()
+    data = model.data_preprocessor(det_batch(), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    assert losses['distill.loss_fpn0'].dtype == torch.float32
