@@ -48,13 +48,11 @@ if [[ "$torch_spec" != skip ]]; then
   "${pip[@]}" install -q "$torch_spec" 'numpy<2'
 fi
 
-echo "[mmkd install] build tools"
-# After torch, which pulls a current setuptools: mmcv 2.1.0's setup.py imports pkg_resources,
-# which setuptools >= 70 no longer ships.
-"${pip[@]}" install -q 'setuptools<70' wheel
-
 if ! "$venv/bin/python" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' 2>/dev/null; then
   echo "[mmkd install] mmcv==2.1.0 with compiled ops (first build takes ~7 min on 2 cores; cached after)"
+  # mmcv 2.1.0's setup.py needs setuptools < 70; only for this build (runtime.txt pins the
+  # setuptools that mmengine and torch need at run time).
+  "${pip[@]}" install -q 'setuptools<70' wheel
   MMCV_WITH_OPS=1 "${pip[@]}" install --no-build-isolation 'mmcv==2.1.0' 'numpy<2'
 fi
 
