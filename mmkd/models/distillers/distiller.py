@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS, build_component
@@ -43,8 +44,9 @@ class Distiller(BaseModel):
             config with a scope (``_scope_='mmdet'``); see
             :func:`mmkd.models.distillers.model_config.resolve_model_cfg`.
         teacher (dict): Teacher model, same forms.
-        teacher_ckpt (str, optional): Teacher weights, loaded at build (so also on resume).
-            None keeps the teacher's random init and warns. Defaults to None.
+        teacher_ckpt (str, optional): Teacher weights (a path or a URL such as mmdet's model
+            zoo links), loaded at build, so also on resume. None keeps the teacher's random
+            init and warns. Defaults to None.
         student_recorders (dict): ``{name: recorder cfg}`` on the student.
         teacher_recorders (dict): ``{name: recorder cfg}`` on the teacher.
         connectors (dict): ``{name: connector cfg}``; trained with the student.
@@ -118,7 +120,10 @@ class Distiller(BaseModel):
             print_log('teacher_ckpt is None: the teacher keeps its random initialisation, '
                       'which only makes sense for tests.', logger='current', level=30)
             return
-        checkpoint = load_checkpoint_file(teacher_ckpt)
+        if '://' in teacher_ckpt:  # a URL (e.g. mmdet's model zoo): mmengine downloads it
+            checkpoint = CheckpointLoader.load_checkpoint(teacher_ckpt, map_location='cpu')
+        else:
+            checkpoint = load_checkpoint_file(teacher_ckpt)
         state_dict = checkpoint.get('state_dict', checkpoint)
         if not isinstance(state_dict, dict):
             raise ValueError(f'teacher_ckpt {teacher_ckpt!r} holds no state dict.')
