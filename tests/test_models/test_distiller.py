@@ -260,3 +260,69 @@ def test_distill_losses_stay_float32_under_autocast(retina_distiller):
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model(**data, mode='loss')
     assert losses['distill.loss_fpn0'].dtype == torch.float32
+
+
+def gkd_cfg(double_backward=False, bmfi=False):
+    spec = dict(recorder='fpn', data_idx=0)
+    mapping = dict(
+        preds_S=dict(spec, from_student=True), preds_T=dict(spec, from_student=False),
+        grads_S=dict(spec, from_student=True, gradient=True),
+        grads_T=dict(spec, from_student=False, gradient=True))
+    loss = dict(type='GKDLoss', double_backward=double_backward)
+    if bmfi:
+        loss['bmfi'] = dict(student_channels=256, teacher_channels=256)
+        mapping['data_samples'] = dict(from_data='data_samples')
+    return distiller_cfg(distill_losses=dict(loss_gkd=loss),
+                         loss_forward_mappings=dict(loss_gkd=mapping))
+
+
+def test_gkd_gets_each_models_task_loss_gradient_on_the_ground_truth():
+    model = build(gkd_cfg(bmfi=True))
+    assert model.teacher_forward_mode == 'loss'
+    seen = {}
+    loss_module = model.distill_losses['loss_gkd']
+    original = loss_module.forward
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    loss_module.forward = spy
+    model.train()
+    data = model.data_preprocessor(det_batch(), True)
+    losses = model(**data, mode='loss')
+
+    # Reference: the teacher's own head loss on the same batch, differentiated w.r.t. P3.
+    feats = [f.detach().requires_grad_(True) for f in model.teacher.extract_feat(data['inputs'])]
+    teacher_losses = model.teacher.bbox_head.loss(feats, data['data_samples'])
+    total = sum(v.mean() for k, vs in teacher_losses.items() if 'loss' in k
+                for v in (vs if isinstance(vs, list) else [vs]))
+    expected = torch.autograd.grad(total, feats[0])[0]
+    assert torch.allclose(seen['grads_T'], expected, atol=1e-6)
+    assert seen['grads_S'].abs().sum() > 0 and seen['grads_S'].shape == seen['preds_S'].shape
+
+    losses['distill.loss_gkd'].backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.student.neck.fpn_convs[0].conv.weight.grad is not None
+
+
+def test_gkd_double_backward_trains_through_the_students_gradient():
+    model = build(gkd_cfg(double_backward=True))
+    assert model._student_create_graph
+    losses = train_step_losses(model, det_batch())
+    total = sum(v.mean() for k, vs in losses.items() if 'loss' in k
+                for v in (vs if isinstance(vs, list) else [vs]))
+    total.backward()
+    head_conv = model.student.bbox_head.retina_cls.weight
+    assert head_conv.grad is not None and torch.isfinite(head_conv.grad).all()
+
+
+def test_gradient_spec_needs_module_outputs_and_the_loss_mode():
+    cfg = gkd_cfg()
+    cfg['teacher_forward_mode'] = 'extract_feat'
+    with pytest.raises(ValueError, match="needs teacher_forward_mode='loss'"):
+        build(cfg)
+    cfg = gkd_cfg()
+    cfg['teacher_recorders'] = dict(fpn=dict(type='ModuleInputsRecorder', source='neck'))
+    with pytest.raises(TypeError, match='gradient=True needs a ModuleOutputsRecorder'):
+        build(cfg)

@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS, build_component
 from mmkd.utils import load_checkpoint_file
 from ..connectors import BaseConnector
-from ..recorders import MethodOutputsRecorder, RecorderManager
+from ..recorders import (MethodOutputsRecorder, ModuleInputsRecorder, ModuleOutputsRecorder,
+                         RecorderManager)
 from .data_preprocessor import DistillDataPreprocessor
 from .model_config import get_num_classes, resolve_model_cfg
 
@@ -31,7 +32,8 @@ from .model_config import get_num_classes, resolve_model_cfg
 FEATURE_MODULES = ('backbone', 'neck', 'data_preprocessor')
 TEACHER_FORWARD_MODES = ('auto', 'extract_feat', 'tensor', 'loss')
 #: Keys a ``loss_forward_mappings`` argument spec may have.
-SPEC_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'from_data'}
+SPEC_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'from_data',
+             'gradient'}
 DATA_SOURCES = ('data_samples', 'inputs')
 
 
@@ -54,11 +56,16 @@ class Distiller(BaseModel):
         loss_forward_mappings (dict): ``{loss name: {forward argument: spec}}``. A spec reads a
             recorder, ``dict(from_student=True, recorder='fpn', record_idx=0, data_idx=0,
             connector='fpn0')`` (``connector`` may be a list, applied in order), or the batch,
-            ``dict(from_data='data_samples')`` / ``dict(from_data='inputs')``.
+            ``dict(from_data='data_samples')`` / ``dict(from_data='inputs')``. ``gradient=True``
+            in a recorder spec gives instead the gradient of that model's own task loss (on the
+            batch's ground truth) w.r.t. the recorded tensor: for the frozen teacher the backward
+            pass stops at the recorded module; for the student it is taken with
+            ``retain_graph`` (and ``create_graph`` when the loss sets ``create_graph = True``).
         teacher_forward_mode (str): ``'extract_feat'`` (backbone + neck), ``'tensor'`` (up to the
             head's raw outputs), ``'loss'`` (the teacher's own loss on the batch's ground truth)
             or ``'auto'``: ``'extract_feat'`` when every teacher recorder sits in the backbone
-            or neck, else ``'tensor'``. Defaults to ``'auto'``.
+            or neck, else ``'tensor'``; ``'loss'`` when a loss needs teacher gradients.
+            Defaults to ``'auto'``.
         data_preprocessor (dict, optional): Ignored when given by a base config: the student's
             and teacher's own preprocessors are used.
     """
@@ -112,7 +119,9 @@ class Distiller(BaseModel):
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
         self._check_loss_mappings()
         self._check_num_classes()
+        self._setup_gradients()
         self.teacher_forward_mode = self._choose_teacher_forward_mode(teacher_forward_mode)
+        self._gradients: Dict[int, Tensor] = {}  # id(recorded tensor) -> its gradient, per step
 
     # ------------------------------------------------------------------ teacher
     def _load_teacher(self, teacher_ckpt: Optional[str]) -> None:
@@ -154,6 +163,12 @@ class Distiller(BaseModel):
         if mode not in TEACHER_FORWARD_MODES:
             raise ValueError(f'teacher_forward_mode must be one of {TEACHER_FORWARD_MODES}, '
                              f'got {mode!r}.')
+        if self._gradient_recorders['teacher']:
+            if mode not in ('auto', 'loss'):
+                raise ValueError(f"teacher_forward_mode={mode!r} cannot give teacher gradients: "
+                                 "a loss maps gradient=True from a teacher recorder, which needs "
+                                 "teacher_forward_mode='loss' (or 'auto').")
+            return 'loss'
         if mode != 'auto':
             return mode
         if not hasattr(self.teacher, 'extract_feat'):
@@ -166,13 +181,19 @@ class Distiller(BaseModel):
         return 'extract_feat'
 
     def _run_teacher(self, inputs: Tensor, data_samples) -> None:
-        with torch.no_grad(), self.teacher_recorders.recording():
+        # Grad mode only for teacher gradients: the frozen weights record no graph, and the
+        # recorded outputs are leaves, so only the head's part of the graph is built.
+        needs_grad = bool(self._gradient_recorders['teacher'])
+        with torch.set_grad_enabled(needs_grad), self.teacher_recorders.recording():
             if self.teacher_forward_mode == 'extract_feat':
                 self.teacher.extract_feat(inputs)
             elif self.teacher_forward_mode == 'tensor':
                 self.teacher(inputs, data_samples, mode='tensor')
             else:
-                self.teacher(inputs, data_samples, mode='loss')
+                losses = self.teacher(inputs, data_samples, mode='loss')
+                if needs_grad:
+                    self._store_gradients(losses, 'teacher', retain_graph=False,
+                                          create_graph=False)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode: str = 'tensor',
@@ -188,11 +209,63 @@ class Distiller(BaseModel):
         self._run_teacher(teacher_inputs, teacher_data_samples)
         with self.student_recorders.recording():
             losses = self.student.loss(inputs, data_samples)
+        if self._gradient_recorders['student']:
+            self._store_gradients(losses, 'student', retain_graph=True,
+                                  create_graph=self._student_create_graph)
         losses = dict(losses)
         losses.update(self.compute_distill_losses(inputs, data_samples))
         self.student_recorders.reset()
         self.teacher_recorders.reset()
+        self._gradients.clear()
         return losses
+
+    # ------------------------------------------------------------------ gradients
+    def _setup_gradients(self) -> None:
+        """Find the recorders whose task-loss gradients some loss needs."""
+        self._gradient_recorders = {'student': set(), 'teacher': set()}
+        self._student_create_graph = False
+        for name, mapping in self.loss_forward_mappings.items():
+            for arg, spec in mapping.items():
+                if not spec.get('gradient'):
+                    continue
+                side = 'student' if spec['from_student'] else 'teacher'
+                recorder = (self.student_recorders if side == 'student'
+                            else self.teacher_recorders)[spec['recorder']]
+                if not isinstance(recorder, ModuleOutputsRecorder) or isinstance(
+                        recorder, ModuleInputsRecorder):
+                    raise TypeError(f'loss_forward_mappings[{name!r}][{arg!r}]: gradient=True '
+                                    f'needs a ModuleOutputsRecorder, but {side} recorder '
+                                    f"{spec['recorder']!r} is a {type(recorder).__name__}.")
+                self._gradient_recorders[side].add(spec['recorder'])
+                if side == 'teacher':
+                    recorder.outputs_as_grad_leaves = True
+                else:
+                    self._student_create_graph |= bool(
+                        getattr(self.distill_losses[name], 'create_graph', False))
+
+    def _store_gradients(self, losses: dict, side: str, retain_graph: bool,
+                         create_graph: bool) -> None:
+        """d(sum of ``side``'s task losses) / d(recorded tensors), kept by tensor id."""
+        manager = self.student_recorders if side == 'student' else self.teacher_recorders
+        tensors = [t for name in sorted(self._gradient_recorders[side])
+                   for t in _tensors_in(manager[name].data_buffer) if t.requires_grad]
+        if not tensors:
+            return
+        total = sum(_sum_loss_values(losses))
+        grads = torch.autograd.grad(total, tensors, retain_graph=retain_graph,
+                                    create_graph=create_graph, allow_unused=True)
+        for tensor, grad in zip(tensors, grads):
+            self._gradients[id(tensor)] = torch.zeros_like(tensor) if grad is None else grad
+
+    def _gradient_of(self, value):
+        if isinstance(value, Tensor):
+            if id(value) not in self._gradients:
+                raise RuntimeError('No gradient was recorded for this tensor: it did not take '
+                                   'part in the task loss.')
+            return self._gradients[id(value)]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._gradient_of(v) for v in value)
+        raise TypeError(f'gradient=True needs recorded tensors, got {type(value).__name__}.')
 
     def compute_distill_losses(self, inputs, data_samples) -> Dict[str, Tensor]:
         """Evaluate every distillation loss on the data recorded in this step."""
@@ -220,6 +293,8 @@ class Distiller(BaseModel):
             manager = self.student_recorders if spec['from_student'] else self.teacher_recorders
             value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
                                             spec.get('data_idx'))
+            if spec.get('gradient'):
+                value = self._gradient_of(value)
             if not spec['from_student'] and isinstance(value, Tensor):
                 value = value.detach()
             if spec.get('connector') is not None:
@@ -330,6 +405,20 @@ def _to_float(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_to_float(v) for v in value)
     return value
+
+
+def _tensors_in(value) -> List[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors_in(v)]
+    return []
+
+
+def _sum_loss_values(losses: dict) -> List[Tensor]:
+    """The terms mmengine sums into the training loss (keys containing 'loss')."""
+    return [t.mean() for key, value in losses.items() if 'loss' in key
+            for t in _tensors_in(value)]
 
 
 def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:

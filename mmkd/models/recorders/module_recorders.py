@@ -1,7 +1,7 @@
 """Record a submodule's outputs or inputs through forward hooks."""
 from typing import Any, Optional
 
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from mmkd.registry import MODELS
@@ -30,6 +30,10 @@ class ModuleOutputsRecorder(BaseRecorder):
     def __init__(self, source: str):
         super().__init__(source)
         self._handle: Optional[RemovableHandle] = None
+        #: Set by the distiller when a loss needs the gradient of the frozen teacher's task loss
+        #: w.r.t. these outputs: they are replaced by detached leaves that require grad, so the
+        #: backward pass stops here instead of running through the frozen backbone.
+        self.outputs_as_grad_leaves = False
 
     def _attach(self, model: nn.Module) -> None:
         module = get_submodule_or_raise(model, self.source, self.owner)
@@ -40,9 +44,21 @@ class ModuleOutputsRecorder(BaseRecorder):
             self._handle.remove()
             self._handle = None
 
-    def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
-        if self.recording:
-            self.data_buffer.append(outputs)
+    def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> Any:
+        if not self.recording:
+            return None
+        if self.outputs_as_grad_leaves:
+            outputs = _as_grad_leaves(outputs)
+        self.data_buffer.append(outputs)
+        return outputs if self.outputs_as_grad_leaves else None  # a return value replaces
+
+
+def _as_grad_leaves(outputs: Any) -> Any:
+    if isinstance(outputs, Tensor):
+        return outputs.detach().requires_grad_(True)
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_as_grad_leaves(o) for o in outputs)
+    return outputs
 
 
 @MODELS.register_module()
