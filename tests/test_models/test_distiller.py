@@ -326,3 +326,37 @@ def test_gradient_spec_needs_module_outputs_and_the_loss_mode():
     cfg['teacher_recorders'] = dict(fpn=dict(type='ModuleInputsRecorder', source='neck'))
     with pytest.raises(TypeError, match='gradient=True needs a ModuleOutputsRecorder'):
         build(cfg)
+
+
+def test_weighting_combines_paths_and_logs_each_weight():
+    from mmengine.logging import MessageHub
+    cfg = distiller_cfg(
+        distill_losses=dict(loss_fpn0=dict(type='MSEFeatureLoss'),
+                            loss_fpn1=dict(type='MSEFeatureLoss')),
+        loss_forward_mappings=dict(loss_fpn0=feature_mapping(data_idx=0),
+                                   loss_fpn1=feature_mapping(data_idx=1)),
+        weighting=dict(type='UncertaintyWeighting'))
+    model = build(cfg)
+    with torch.no_grad():
+        model.weighting.log_vars['loss_fpn1'].fill_(1.0)
+    hub = MessageHub.get_instance('test_weighting')
+    losses = train_step_losses(model, det_batch())
+    raw = model.distill_losses['loss_fpn1']  # weighted = exp(-1) * raw + 1
+    assert losses['distill.loss_fpn1'] > 1.0
+    logged = hub.get_scalar('train/distill_weight.loss_fpn1').current()
+    assert logged == pytest.approx(torch.exp(torch.tensor(-1.0)).item())
+    assert hub.get_scalar('train/distill_weight.loss_fpn0').current() == pytest.approx(1.0)
+    assert raw is not None
+
+
+def test_optimizer_holds_no_teacher_and_does_not_decay_path_weights():
+    from mmkd.engine import DistillOptimWrapperConstructor
+    model = build(distiller_cfg(weighting=dict(type='UncertaintyWeighting')))
+    wrapper = DistillOptimWrapperConstructor(
+        dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)))(model)
+    groups = wrapper.optimizer.param_groups
+    in_optimizer = {id(p) for g in groups for p in g['params']}
+    assert not any(id(p) in in_optimizer for p in model.teacher.parameters())
+    assert all(id(p) in in_optimizer for p in model.student.parameters() if p.requires_grad)
+    log_var = model.weighting.log_vars['loss_fpn0']
+    assert [g['weight_decay'] for g in groups if log_var in g['params']] == [0.0]

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional
 
 import torch
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
@@ -25,6 +25,7 @@ from mmkd.utils import load_checkpoint_file
 from ..connectors import BaseConnector
 from ..recorders import (MethodOutputsRecorder, ModuleInputsRecorder, ModuleOutputsRecorder,
                          RecorderManager)
+from ..weighting import BaseWeighting
 from .data_preprocessor import DistillDataPreprocessor
 from .model_config import get_num_classes, resolve_model_cfg
 
@@ -66,6 +67,11 @@ class Distiller(BaseModel):
             or ``'auto'``: ``'extract_feat'`` when every teacher recorder sits in the backbone
             or neck, else ``'tensor'``; ``'loss'`` when a loss needs teacher gradients.
             Defaults to ``'auto'``.
+        weighting (dict, optional): How the distillation losses ('paths') are combined:
+            ``FixedWeighting`` (the default: their sum), ``UncertaintyWeighting`` or
+            ``GradientSimilarityWeighting`` (see ``mmkd/models/weighting``). A configured
+            weighting logs each path's effective weight every iteration as
+            ``distill_weight.<name>``.
         data_preprocessor (dict, optional): Ignored when given by a base config: the student's
             and teacher's own preprocessors are used.
     """
@@ -80,6 +86,7 @@ class Distiller(BaseModel):
                  distill_losses: Optional[Dict[str, dict]] = None,
                  loss_forward_mappings: Optional[Dict[str, dict]] = None,
                  teacher_forward_mode: str = 'auto',
+                 weighting: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -120,6 +127,12 @@ class Distiller(BaseModel):
         self._check_loss_mappings()
         self._check_num_classes()
         self._setup_gradients()
+        self.log_path_weights = weighting is not None
+        self.weighting = build_component(weighting or dict(type='FixedWeighting'))
+        if not isinstance(self.weighting, BaseWeighting):
+            raise TypeError(f'weighting built a {type(self.weighting).__name__}; use '
+                            'FixedWeighting, UncertaintyWeighting or GradientSimilarityWeighting.')
+        self.weighting.bind(list(self.distill_losses), self.student)
         self.teacher_forward_mode = self._choose_teacher_forward_mode(teacher_forward_mode)
         self._gradients: Dict[int, Tensor] = {}  # id(recorded tensor) -> its gradient, per step
 
@@ -213,7 +226,8 @@ class Distiller(BaseModel):
             self._store_gradients(losses, 'student', retain_graph=True,
                                   create_graph=self._student_create_graph)
         losses = dict(losses)
-        losses.update(self.compute_distill_losses(inputs, data_samples))
+        task_loss = sum(_sum_loss_values(losses))
+        losses.update(self.compute_distill_losses(inputs, data_samples, task_loss))
         self.student_recorders.reset()
         self.teacher_recorders.reset()
         self._gradients.clear()
@@ -267,18 +281,25 @@ class Distiller(BaseModel):
             return type(value)(self._gradient_of(v) for v in value)
         raise TypeError(f'gradient=True needs recorded tensors, got {type(value).__name__}.')
 
-    def compute_distill_losses(self, inputs, data_samples) -> Dict[str, Tensor]:
-        """Evaluate every distillation loss on the data recorded in this step."""
+    def compute_distill_losses(self, inputs, data_samples,
+                               task_loss: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Evaluate every distillation loss on the data recorded in this step and combine
+        them with the weighting."""
         batch = dict(inputs=inputs, data_samples=data_samples)
-        losses = OrderedDict()
+        raw = OrderedDict()
         device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
         # Losses compute in float32 even under AMP: their reductions overflow in half.
         with torch.autocast(device_type=device_type, enabled=False):
             for name, loss_module in self.distill_losses.items():
                 kwargs = self._gather_loss_inputs(name, batch)
                 self._check_shapes(name, loss_module, kwargs)
-                losses[_loss_key(name)] = loss_module(**kwargs)
-        return losses
+                raw[name] = loss_module(**kwargs)
+            weighted, weights = self.weighting(raw, task_loss)
+        if self.log_path_weights and self.training:
+            hub = MessageHub.get_current_instance()
+            for name, weight in weights.items():
+                hub.update_scalar(f'train/distill_weight.{name}', weight)
+        return OrderedDict((_loss_key(name), weighted[name]) for name in raw)
 
     def _gather_loss_inputs(self, name: str, batch: dict) -> dict:
         mapping = self.loss_forward_mappings[name]
