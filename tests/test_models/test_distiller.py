@@ -359,4 +359,5 @@ def test_optimizer_holds_no_teacher_and_does_not_decay_path_weights():
     assert not any(id(p) in in_optimizer for p in model.teacher.parameters())
     assert all(id(p) in in_optimizer for p in model.student.parameters() if p.requires_grad)
     log_var = model.weighting.log_vars['loss_fpn0']
-    assert [g['weight_decay'] for g in groups if log_var in g['params']] == [0.0]
+    assert [g['weight_decay'] for g in groups
+            if any(p is log_var for p in g['params'])] == [0.0]
