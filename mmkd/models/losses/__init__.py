@@ -2,21 +2,32 @@ from .at import ATLoss, attention_map, attention_transfer_loss
 from .cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka,
                   pcka_loop_reference, pcka_loss)
 from .cwd import CWDLoss, channel_wise_divergence
+from .dkd import DKDLoss, dkd_loss, dkd_terms, dkd_warmup_factor
 from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
                                 mse_feature_loss)
 from .fgd import (FGDLoss, GlobalContextBlock, fgd_attention, fgd_attention_loss,
                   fgd_feature_loss, fgd_global_loss, gt_foreground_masks)
 from .gkd import GKDLoss, gradient_guided_map, gradient_weighted_imitation
+from .kd import KDLoss, flatten_logits, kd_divergence, kd_loss, weighted_mean
 from .mgd import MGDLoss, masked_generative_loss
 from .pkd import PKDLoss, pearson_kd_loss
 from .ssim import SSIMLoss, ssim_map_loss
+from .topkd import (TopKDLoss, batch_contrastive_loss, sample_rows, top_k_decoupled_terms,
+                    top_k_scaling)
 
 __all__ = [
+    # feature losses
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
-    'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'gradient_guided_map',
-    'gradient_weighted_imitation', 'GlobalContextBlock', 'mse_feature_loss', 'l1_feature_loss',
-    'linear_cka', 'batched_linear_cka', 'cka_loss', 'pcka_loss', 'pcka_loop_reference',
-    'ssim_map_loss', 'channel_wise_divergence', 'pearson_kd_loss', 'attention_map',
-    'attention_transfer_loss', 'masked_generative_loss', 'gt_foreground_masks', 'fgd_attention',
-    'fgd_attention_loss', 'fgd_feature_loss', 'fgd_global_loss'
+    'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'GlobalContextBlock',
+    # logit losses
+    'KDLoss', 'DKDLoss', 'TopKDLoss',
+    # functional cores
+    'mse_feature_loss', 'l1_feature_loss', 'linear_cka', 'batched_linear_cka', 'cka_loss',
+    'pcka_loss', 'pcka_loop_reference', 'ssim_map_loss', 'channel_wise_divergence',
+    'pearson_kd_loss', 'attention_map', 'attention_transfer_loss', 'masked_generative_loss',
+    'gt_foreground_masks', 'fgd_attention', 'fgd_attention_loss', 'fgd_feature_loss',
+    'fgd_global_loss', 'gradient_guided_map', 'gradient_weighted_imitation', 'kd_loss',
+    'kd_divergence', 'flatten_logits', 'weighted_mean', 'dkd_loss', 'dkd_terms',
+    'dkd_warmup_factor', 'top_k_scaling', 'top_k_decoupled_terms', 'batch_contrastive_loss',
+    'sample_rows'
 ]
