@@ -361,3 +361,14 @@ def test_optimizer_holds_no_teacher_and_does_not_decay_path_weights():
     log_var = model.weighting.log_vars['loss_fpn0']
     assert [g['weight_decay'] for g in groups
             if any(p is log_var for p in g['params'])] == [0.0]
+
+
+def test_segmentation_logit_kd_gets_the_pixel_labels():
+    cfg = distiller_cfg(PSP_S, PSP_T, source='decode_head.conv_seg',
+                        distill_losses=dict(loss_dkd=dict(type='DKDLoss')),
+                        loss_forward_mappings=dict(loss_dkd=dict(
+                            feature_mapping(data_idx=None),
+                            labels=dict(from_data='gt_sem_seg'))))
+    model = build(cfg, 'mmseg')
+    losses = train_step_losses(model, seg_batch())
+    assert torch.isfinite(losses['distill.loss_dkd']) and losses['distill.loss_dkd'] > 0

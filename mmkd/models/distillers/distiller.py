@@ -35,7 +35,7 @@ TEACHER_FORWARD_MODES = ('auto', 'extract_feat', 'tensor', 'loss')
 #: Keys a ``loss_forward_mappings`` argument spec may have.
 SPEC_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'from_data',
              'gradient'}
-DATA_SOURCES = ('data_samples', 'inputs')
+DATA_SOURCES = ('data_samples', 'inputs', 'gt_sem_seg')
 
 
 @MODELS.register_module()
@@ -57,7 +57,8 @@ class Distiller(BaseModel):
         loss_forward_mappings (dict): ``{loss name: {forward argument: spec}}``. A spec reads a
             recorder, ``dict(from_student=True, recorder='fpn', record_idx=0, data_idx=0,
             connector='fpn0')`` (``connector`` may be a list, applied in order), or the batch,
-            ``dict(from_data='data_samples')`` / ``dict(from_data='inputs')``. ``gradient=True``
+            ``dict(from_data='data_samples')`` / ``dict(from_data='inputs')`` /
+            ``dict(from_data='gt_sem_seg')`` ((N, H, W) segmentation labels). ``gradient=True``
             in a recorder spec gives instead the gradient of that model's own task loss (on the
             batch's ground truth) w.r.t. the recorded tensor: for the frozen teacher the backward
             pass stops at the recorded module; for the student it is taken with
@@ -309,7 +310,7 @@ class Distiller(BaseModel):
         for arg in order:
             spec = mapping[arg]
             if 'from_data' in spec:
-                kwargs[arg] = batch[spec['from_data']]
+                kwargs[arg] = _batch_value(batch, spec['from_data'])
                 continue
             manager = self.student_recorders if spec['from_student'] else self.teacher_recorders
             value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
@@ -426,6 +427,16 @@ def _to_float(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_to_float(v) for v in value)
     return value
+
+
+def _batch_value(batch: dict, source: str):
+    if source != 'gt_sem_seg':
+        return batch[source]
+    samples = batch['data_samples']
+    if not samples or 'gt_sem_seg' not in samples[0]:
+        raise ValueError("from_data='gt_sem_seg' needs segmentation data samples with "
+                         'gt_sem_seg (an mmseg model and dataset).')
+    return torch.stack([sample.gt_sem_seg.data[0] for sample in samples]).long()
 
 
 def _tensors_in(value) -> List[Tensor]:

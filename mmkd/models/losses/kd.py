@@ -56,7 +56,9 @@ def flatten_logits(preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = 
         preds_S (Tensor): Student logits, (M, K) or (N, K, H, W).
         preds_T (Tensor): Teacher logits, the same shape.
         labels (Tensor, optional): Ground-truth class per sample, integer, (M,) or (N, H, W);
-            values in [0, K) or ``ignore_index``. Defaults to None.
+            values in [0, K) or ``ignore_index``. (N, H', W') labels of another resolution than
+            dense logits (e.g. mmseg's full-size ``gt_sem_seg``) are resized to the logits'
+            with nearest neighbours. Defaults to None.
         weight (Tensor, optional): Non-negative per-sample weight or boolean mask, (M,) or
             (N, H, W). Defaults to None (every sample, weight 1).
         ignore_index (int): Label of samples to leave out. Defaults to 255.
@@ -90,6 +92,12 @@ def flatten_logits(preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = 
     else:
         allowed = ((logits_S.shape[0], ), )
     num_samples = logits_S.shape[0]
+    if (labels is not None and logits_S.dim() == 2 and preds_S.dim() == 4 and labels.dim() == 3
+            and labels.shape[0] == preds_S.shape[0] and labels.shape[1:] != preds_S.shape[2:]):
+        # Segmentation labels come at the input resolution, logits at the head's (1/4 or 1/8):
+        # take each cell's label at its nearest pixel.
+        labels = F.interpolate(labels[:, None].float(), size=tuple(preds_S.shape[2:]),
+                               mode='nearest')[:, 0].long()
 
     def _per_sample(value: Optional[Tensor], what: str) -> Optional[Tensor]:
         if value is None:

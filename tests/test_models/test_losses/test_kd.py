@@ -124,3 +124,11 @@ def test_kd_errors_and_registry():
     assert KDLoss.requires_equal_num_classes is True
     built = build_component(dict(type='KDLoss', tau=4.0, mode='sigmoid'))
     assert isinstance(built, KDLoss) and built.tau == 4.0 and built.mode == 'sigmoid'
+
+
+def test_full_resolution_segmentation_labels_follow_the_logits_resolution():
+    from mmkd.models.losses import flatten_logits
+    s, t = torch.randn(1, 3, 2, 2), torch.randn(1, 3, 2, 2)
+    labels = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 255, 255], [2, 2, 255, 255]])
+    _, _, kept, _ = flatten_logits(s, t, labels=labels[None])
+    assert kept.tolist() == [0, 1, 2]  # the ignored cell is dropped
