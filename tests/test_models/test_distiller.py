@@ -372,3 +372,53 @@ def test_segmentation_logit_kd_gets_the_pixel_labels():
     model = build(cfg, 'mmseg')
     losses = train_step_losses(model, seg_batch())
     assert torch.isfinite(losses['distill.loss_dkd']) and losses['distill.loss_dkd'] > 0
+
+
+def test_teacher_roi_head_replayed_on_the_students_sampled_rois():
+    """Two-stage logit KD: both RoI heads classify the RoIs the student sampled."""
+    rois = dict(from_student=True, recorder='roi_in', data_idx=1)
+    cfg = distiller_cfg(
+        FASTER_S, FASTER_T,
+        student_recorders=dict(
+            roi_in=dict(type='MethodInputsRecorder', source='roi_head._bbox_forward'),
+            roi_out=dict(type='MethodOutputsRecorder', source='roi_head._bbox_forward'),
+            targets=dict(type='MethodOutputsRecorder', source='roi_head.bbox_head.loss_and_target')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')),
+        teacher_replays=dict(roi=dict(method='roi_head._bbox_forward',
+                                      args=[dict(from_student=False, recorder='fpn'), rois])),
+        distill_losses=dict(loss_kd=dict(type='KDLoss', tau=2.0),
+                            loss_dkd=dict(type='DKDLoss')),
+        loss_forward_mappings=dict(
+            loss_kd=dict(preds_S=dict(from_student=True, recorder='roi_out', data_idx='cls_score'),
+                         preds_T=dict(from_student=False, recorder='roi', data_idx='cls_score')),
+            loss_dkd=dict(preds_S=dict(from_student=True, recorder='roi_out', data_idx='cls_score'),
+                          preds_T=dict(from_student=False, recorder='roi', data_idx='cls_score'),
+                          labels=dict(from_student=True, recorder='targets',
+                                      data_idx=['bbox_targets', 0]))))
+    model = build(cfg)
+    assert model.teacher_forward_mode == 'extract_feat'
+    seen = {}
+    original = model.distill_losses['loss_kd'].forward
+    model.distill_losses['loss_kd'].forward = lambda preds_S, preds_T: (
+        seen.update(S=preds_S, T=preds_T,
+                    rois=model.student_recorders.get_record_data('roi_in', data_idx=1))
+        or original(preds_S, preds_T))
+    model.train()
+    data = model.data_preprocessor(det_batch(), True)
+    losses = model(**data, mode='loss')
+    student_rois = seen['rois']
+    assert seen['S'].shape == seen['T'].shape == (student_rois.shape[0], 81)
+    with torch.no_grad():
+        expected = model.teacher.roi_head._bbox_forward(
+            model.teacher.extract_feat(data['inputs']), student_rois)['cls_score']
+    assert torch.allclose(seen['T'], expected, atol=1e-5)
+    assert torch.isfinite(losses['distill.loss_kd']) and torch.isfinite(losses['distill.loss_dkd'])
+
+
+def test_teacher_replay_errors_name_the_problem():
+    cfg = distiller_cfg(teacher_replays=dict(fpn=dict(method='neck.forward', args=[])))
+    with pytest.raises(KeyError, match='has the name of a teacher recorder'):
+        build(cfg)
+    cfg = distiller_cfg(teacher_replays=dict(r=dict(method='bbox_head.forwrd', args=[])))
+    with pytest.raises(KeyError, match="no method 'forwrd'"):
+        build(cfg)

@@ -21,10 +21,11 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS, build_component
-from mmkd.utils import load_checkpoint_file
+from mmkd.utils import get_submodule_or_raise, load_checkpoint_file
 from ..connectors import BaseConnector
 from ..recorders import (MethodOutputsRecorder, ModuleInputsRecorder, ModuleOutputsRecorder,
                          RecorderManager)
+from ..recorders.base_recorder import select
 from ..weighting import BaseWeighting
 from .data_preprocessor import DistillDataPreprocessor
 from .model_config import get_num_classes, resolve_model_cfg
@@ -68,6 +69,12 @@ class Distiller(BaseModel):
             or ``'auto'``: ``'extract_feat'`` when every teacher recorder sits in the backbone
             or neck, else ``'tensor'``; ``'loss'`` when a loss needs teacher gradients.
             Defaults to ``'auto'``.
+        teacher_replays (dict, optional): ``{name: dict(method='roi_head._bbox_forward',
+            args=[spec, ...])}``: after the student's forward, call that teacher method under
+            ``no_grad`` on recorded data, e.g. the teacher's RoI head on the teacher's features
+            and the RoIs the student sampled (recorded with ``MethodInputsRecorder``), so both
+            classify the same proposals. A teacher-side spec with ``recorder=<name>`` reads its
+            output (``data_idx`` may be a dict key such as ``'cls_score'``).
         weighting (dict, optional): How the distillation losses ('paths') are combined:
             ``FixedWeighting`` (the default: their sum), ``UncertaintyWeighting`` or
             ``GradientSimilarityWeighting`` (see ``mmkd/models/weighting``). A configured
@@ -87,6 +94,7 @@ class Distiller(BaseModel):
                  distill_losses: Optional[Dict[str, dict]] = None,
                  loss_forward_mappings: Optional[Dict[str, dict]] = None,
                  teacher_forward_mode: str = 'auto',
+                 teacher_replays: Optional[Dict[str, dict]] = None,
                  weighting: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -124,6 +132,8 @@ class Distiller(BaseModel):
                                 'connectors subclass mmkd.models.connectors.BaseConnector.')
         self.distill_losses = nn.ModuleDict(
             {name: build_component(cfg) for name, cfg in (distill_losses or {}).items()})
+        self.teacher_replays = self._check_teacher_replays(teacher_replays or {})
+        self._replay_outputs: Dict[str, object] = {}
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
         self._check_loss_mappings()
         self._check_num_classes()
@@ -227,11 +237,14 @@ class Distiller(BaseModel):
             self._store_gradients(losses, 'student', retain_graph=True,
                                   create_graph=self._student_create_graph)
         losses = dict(losses)
+        if self.teacher_replays:
+            self._run_teacher_replays(dict(inputs=inputs, data_samples=data_samples))
         task_loss = sum(_sum_loss_values(losses))
         losses.update(self.compute_distill_losses(inputs, data_samples, task_loss))
         self.student_recorders.reset()
         self.teacher_recorders.reset()
         self._gradients.clear()
+        self._replay_outputs.clear()
         return losses
 
     # ------------------------------------------------------------------ gradients
@@ -309,16 +322,10 @@ class Distiller(BaseModel):
         order = sorted(mapping, key=lambda arg: bool(mapping[arg].get('from_student', False)))
         for arg in order:
             spec = mapping[arg]
+            value = self._resolve_spec(spec, batch)
             if 'from_data' in spec:
-                kwargs[arg] = _batch_value(batch, spec['from_data'])
+                kwargs[arg] = value
                 continue
-            manager = self.student_recorders if spec['from_student'] else self.teacher_recorders
-            value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
-                                            spec.get('data_idx'))
-            if spec.get('gradient'):
-                value = self._gradient_of(value)
-            if not spec['from_student'] and isinstance(value, Tensor):
-                value = value.detach()
             if spec.get('connector') is not None:
                 target = kwargs.get('preds_T', next(
                     (v for a, v in kwargs.items() if not mapping[a].get('from_student', False)
@@ -328,7 +335,54 @@ class Distiller(BaseModel):
             kwargs[arg] = _to_float(value)
         return kwargs
 
+    def _resolve_spec(self, spec: dict, batch: dict):
+        """The value a mapping spec names: batch data, recorded data, a teacher replay's
+        output, or a recorded tensor's task-loss gradient (teacher side detached)."""
+        if 'from_data' in spec:
+            return _batch_value(batch, spec['from_data'])
+        if not spec['from_student'] and spec['recorder'] in self.teacher_replays:
+            return select(self._replay_outputs[spec['recorder']], spec.get('data_idx'),
+                          f"teacher replay {spec['recorder']!r}")
+        manager = self.student_recorders if spec['from_student'] else self.teacher_recorders
+        value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
+                                        spec.get('data_idx'))
+        if spec.get('gradient'):
+            value = self._gradient_of(value)
+        if not spec['from_student'] and isinstance(value, Tensor):
+            value = value.detach()
+        return value
+
+    def _run_teacher_replays(self, batch: dict) -> None:
+        """Call teacher methods on recorded data, e.g. its RoI head on the student's RoIs."""
+        with torch.no_grad():
+            for name, replay in self.teacher_replays.items():
+                args = [self._resolve_spec(spec, batch) for spec in replay['args']]
+                self._replay_outputs[name] = replay['method'](*args)
+
     # ------------------------------------------------------------------ checks
+    def _check_teacher_replays(self, replays: Dict[str, dict]) -> Dict[str, dict]:
+        resolved = {}
+        for name, replay in replays.items():
+            if name in self.teacher_recorders:
+                raise KeyError(f'teacher_replays[{name!r}] has the name of a teacher recorder; '
+                               'give it its own name.')
+            if set(replay) != {'method', 'args'}:
+                raise KeyError(f"teacher_replays[{name!r}] needs exactly 'method' (e.g. "
+                               "'roi_head._bbox_forward') and 'args' (a list of specs).")
+            module_name, _, method_name = replay['method'].rpartition('.')
+            module = get_submodule_or_raise(self.teacher, module_name, 'teacher')
+            method = getattr(module, method_name, None)
+            if not callable(method):
+                raise KeyError(f"teacher module {module_name!r} has no method {method_name!r} "
+                               f"(teacher_replays[{name!r}]).")
+            for i, spec in enumerate(replay['args']):
+                self._check_spec(f'teacher_replays[{name!r}].args[{i}]', spec)
+                if spec.get('gradient') or spec.get('connector'):
+                    raise KeyError(f'teacher_replays[{name!r}].args[{i}]: replays take plain '
+                                   'recorded data (no gradient, no connector).')
+            resolved[name] = dict(method=method, args=list(replay['args']))
+        return resolved
+
     def _check_loss_mappings(self) -> None:
         """Validate the whole wiring at build time, naming the valid choices."""
         missing = set(self.distill_losses) - set(self.loss_forward_mappings)
@@ -370,9 +424,11 @@ class Distiller(BaseModel):
             raise KeyError(f'{where} needs from_student and recorder (or from_data).')
         manager = self.student_recorders if spec['from_student'] else self.teacher_recorders
         side = 'student' if spec['from_student'] else 'teacher'
-        if spec['recorder'] not in manager:
+        replays = {} if spec['from_student'] else getattr(self, 'teacher_replays', {})
+        if spec['recorder'] not in manager and spec['recorder'] not in replays:
             raise KeyError(f"{where}: no {side} recorder named {spec['recorder']!r}; "
-                           f'{side}_recorders defines {sorted(r for r in manager.recorders)}.')
+                           f'{side}_recorders defines {sorted(r for r in manager.recorders)}'
+                           + (f' and teacher_replays {sorted(replays)}.' if replays else '.'))
         for connector_name in _as_list(spec.get('connector')):
             if connector_name not in self.connectors:
                 raise KeyError(f'{where}: no connector named {connector_name!r}; connectors '

@@ -1,7 +1,7 @@
 from .base_recorder import BaseRecorder
-from .method_outputs_recorder import MethodOutputsRecorder
+from .method_outputs_recorder import MethodInputsRecorder, MethodOutputsRecorder
 from .module_recorders import ModuleInputsRecorder, ModuleOutputsRecorder
 from .recorder_manager import RecorderManager
 
 __all__ = ['BaseRecorder', 'ModuleOutputsRecorder', 'ModuleInputsRecorder',
-           'MethodOutputsRecorder', 'RecorderManager']
+           'MethodOutputsRecorder', 'MethodInputsRecorder', 'RecorderManager']

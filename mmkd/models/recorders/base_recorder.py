@@ -40,8 +40,13 @@ class BaseRecorder:
     def reset(self) -> None:
         self.data_buffer.clear()
 
-    def get_record_data(self, record_idx: int = 0, data_idx: Optional[int] = None) -> Any:
-        """The ``record_idx``-th recorded call, or element ``data_idx`` of it."""
+    def get_record_data(self, record_idx: int = 0, data_idx=None) -> Any:
+        """The ``record_idx``-th recorded call, or a part of it.
+
+        ``data_idx`` selects inside the call's output: an int for a list / tuple (e.g. an FPN
+        level), a str for a dict (e.g. ``'cls_score'``), or a list of those as a path (e.g.
+        ``['bbox_targets', 0]``).
+        """
         if not self.data_buffer:
             raise RuntimeError(
                 f'{type(self).__name__}(source={self.source!r}) on the {self.owner} recorded '
@@ -52,17 +57,27 @@ class BaseRecorder:
             raise IndexError(f'{type(self).__name__}(source={self.source!r}) on the {self.owner} '
                              f'recorded {len(self.data_buffer)} call(s); record_idx={record_idx} '
                              'is out of range.')
-        data = self.data_buffer[record_idx]
-        if data_idx is None:
-            return data
-        if not isinstance(data, (list, tuple)):
-            raise TypeError(f'{type(self).__name__}(source={self.source!r}) recorded a '
-                            f'{type(data).__name__}, which cannot be indexed with '
-                            f'data_idx={data_idx}; remove data_idx.')
-        if data_idx >= len(data):
-            raise IndexError(f'{type(self).__name__}(source={self.source!r}) recorded '
-                             f'{len(data)} outputs; data_idx={data_idx} is out of range.')
-        return data[data_idx]
+        return select(self.data_buffer[record_idx], data_idx, f'{type(self).__name__}'
+                      f'(source={self.source!r})')
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(source={self.source!r})'
+
+
+def select(data: Any, data_idx, what: str = 'recorded data') -> Any:
+    """``data[i][j]...`` for ``data_idx`` = None (all), an int / str, or a list of them."""
+    path = [] if data_idx is None else (list(data_idx) if isinstance(data_idx, (list, tuple))
+                                        else [data_idx])
+    for key in path:
+        if isinstance(key, str):
+            if not isinstance(data, dict) or key not in data:
+                keys = sorted(data) if isinstance(data, dict) else None
+                raise KeyError(f'{what}: data_idx {key!r} needs a dict with that key; got '
+                               f'{type(data).__name__}' + (f' with keys {keys}.' if keys else '.'))
+        elif not isinstance(data, (list, tuple)):
+            raise TypeError(f'{what} is a {type(data).__name__}, which cannot be indexed with '
+                            f'data_idx={key!r}; remove data_idx.')
+        elif key >= len(data):
+            raise IndexError(f'{what} has {len(data)} outputs; data_idx={key} is out of range.')
+        data = data[key]
+    return data

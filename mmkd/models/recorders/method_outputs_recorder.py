@@ -42,7 +42,7 @@ class MethodOutputsRecorder(BaseRecorder):
         def recorded(*args, **kwargs):
             outputs = original(*args, **kwargs)
             if self.recording:
-                self.data_buffer.append(outputs)
+                self.data_buffer.append(self._record(args, kwargs, outputs))
             return outputs
 
         # An instance attribute shadows the class method for this module only.
@@ -53,3 +53,19 @@ class MethodOutputsRecorder(BaseRecorder):
         if self._module is not None:
             delattr(self._module, self.method_name)
             self._module = None
+
+    def _record(self, args: tuple, kwargs: dict, outputs):
+        return outputs
+
+
+@MODELS.register_module()
+class MethodInputsRecorder(MethodOutputsRecorder):
+    """Records the positional arguments of ``<module>.<method>`` on one model instance.
+
+    E.g. ``MethodInputsRecorder(source='roi_head._bbox_forward')`` records the student's
+    ``(features, rois)``: the RoIs it sampled, on which the teacher's RoI head can be replayed
+    (the distiller's ``teacher_replays``).
+    """
+
+    def _record(self, args: tuple, kwargs: dict, outputs):
+        return args
