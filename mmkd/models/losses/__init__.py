@@ -2,6 +2,8 @@ from .at import ATLoss, attention_map, attention_transfer_loss
 from .cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka,
                   pcka_loop_reference, pcka_loss)
 from .cwd import CWDLoss, channel_wise_divergence
+from .dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels, flatten_dense_logits,
+                            select_dense_locations)
 from .dkd import DKDLoss, dkd_loss, dkd_terms, dkd_warmup_factor
 from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
                                 mse_feature_loss)
@@ -20,7 +22,7 @@ __all__ = [
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
     'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'GlobalContextBlock',
     # logit losses
-    'KDLoss', 'DKDLoss', 'TopKDLoss',
+    'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
     # functional cores
     'mse_feature_loss', 'l1_feature_loss', 'linear_cka', 'batched_linear_cka', 'cka_loss',
     'pcka_loss', 'pcka_loop_reference', 'ssim_map_loss', 'channel_wise_divergence',
@@ -29,5 +31,5 @@ __all__ = [
     'fgd_global_loss', 'gradient_guided_map', 'gradient_weighted_imitation', 'kd_loss',
     'kd_divergence', 'flatten_logits', 'weighted_mean', 'dkd_loss', 'dkd_terms',
     'dkd_warmup_factor', 'top_k_scaling', 'top_k_decoupled_terms', 'batch_contrastive_loss',
-    'sample_rows'
+    'sample_rows', 'select_dense_locations', 'flatten_dense_logits', 'flatten_dense_labels'
 ]
