@@ -1,0 +1,165 @@
+"""Every distillation config under configs/distill loads, and the COCO / Cityscapes ones build
+their Distiller and compute every distillation loss on a tiny batch (random init, no download).
+
+Building one model-zoo pair with real weights takes 2-4 s on 2 CPU cores (the teachers have up
+to 95M parameters), so every zoo config is built on the 'meta' device (no memory, no init: the
+recorders, connectors, losses and mappings are all validated at build), and a real forward
+runs for one config per detector family and for Cityscapes by default; the other forwards are
+marked slow (``pytest -m slow``). The embedded-dataset configs are trained for a few
+iterations in test_embedded_distill_training.py. New config files are picked up by the glob.
+"""
+import copy
+import functools
+import glob
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+from mmseg.structures import SegDataSample
+
+from mmkd.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DISTILL_DIR = osp.join(REPO, 'configs', 'distill')
+CONFIGS = sorted(p for p in glob.glob(f'{DISTILL_DIR}/**/*.py', recursive=True)
+                 if f'{osp.sep}_base_{osp.sep}' not in p)
+ZOO_CONFIGS = [p for p in CONFIGS if not p.endswith('_digits.py')]
+# One real forward per detector family and for Cityscapes in the default run, each with another
+# method (the digits trainings run every method in the default run too).
+FAST_FORWARD = ('fgd_fpn_retina-x101', 'mgd_fpn_fcos-r101', 'pcka_fpn_gfl-r101',
+                'pcka_fpn_frcnn-r101', 'ssim_head_pspnet-r101')
+# PSPNet's SyncBN needs a process group: plain BN, and 64x64 crops instead of 512x1024.
+SMALL_SEG = {'model.data_preprocessor.size': (64, 64),
+             'model.backbone.norm_cfg': dict(type='BN', requires_grad=True),
+             'model.decode_head.norm_cfg': dict(type='BN', requires_grad=True),
+             'model.auxiliary_head.norm_cfg': dict(type='BN', requires_grad=True)}
+
+
+def config_id(path):
+    return osp.relpath(path, DISTILL_DIR)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path):
+    return Config.fromfile(path)
+
+
+def load(path):
+    """A fresh copy of the config (each file is parsed once per session)."""
+    return copy.deepcopy(_load(path))
+
+
+def is_seg(cfg):
+    return cfg.get('default_scope') == 'mmseg'
+
+
+def build_distiller(cfg, device=None):
+    """The config's Distiller with random init: no teacher_ckpt, no ImageNet weights."""
+    model_cfg = cfg.model
+    model_cfg.teacher_ckpt = None
+    for side in ('student', 'teacher'):
+        model_cfg[side].pretrained = False
+        if is_seg(cfg):
+            model_cfg[side].cfg_options = dict(SMALL_SEG, **model_cfg[side].get('cfg_options', {}))
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    if device is None:
+        return MODELS.build(model_cfg)
+    with torch.device(device):
+        return MODELS.build(model_cfg)
+
+
+def det_batch(size=64, n=2):
+    samples = []
+    for i in range(n):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+            scale_factor=(1.0, 1.0), img_id=i))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.0, 24.0, 60.0, 52.0]]),
+            labels=torch.tensor([i % 3, 5]))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def seg_batch(size=64, n=2, num_classes=19):
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                             pad_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size)))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_the_glob_finds_every_kind_of_config():
+    names = [osp.basename(p) for p in CONFIGS]
+    assert len(names) == len(set(names)), 'config file names must be unique'
+    assert any(n.endswith('_coco.py') for n in names)
+    assert any('cityscapes' in n for n in names)
+    assert any(n.endswith('_digits.py') for n in names)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_config_loads_and_wires_every_loss(path):
+    cfg = load(path)
+    model = cfg.model
+    assert model.type == 'Distiller' and model._scope_ == 'mmkd'
+    assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
+    assert model.distill_losses, 'a distillation config needs at least one loss'
+    assert set(model.distill_losses) == set(model.loss_forward_mappings)
+    assert all(name.startswith('loss_') for name in model.distill_losses)
+    if path.endswith('_digits.py'):
+        assert model.teacher_ckpt.startswith('work_dirs/') and model.teacher_ckpt.endswith(
+            'iter_600.pth')
+    else:  # a model-zoo teacher: its published weights
+        assert model.teacher_ckpt.startswith('https://download.openmmlab.com/')
+        assert model.teacher.pretrained is False  # its weights come from teacher_ckpt
+        assert cfg.train_dataloader.dataset.data_root in ('data/coco/', 'data/cityscapes/')
+
+
+@pytest.mark.parametrize('path', ZOO_CONFIGS, ids=config_id)
+def test_zoo_config_builds(path):
+    cfg = load(path)
+    model = build_distiller(cfg, device='meta')  # structure only: no weights are initialised
+    assert set(model.distill_losses) == set(cfg.model.distill_losses)
+    assert set(model.connectors) == set(cfg.model.get('connectors', {}))
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    # a teacher recorder past the neck needs the teacher to run its head
+    if any(r.source.split('.')[0] not in ('backbone', 'neck') for r in model.teacher_recorders):
+        assert model.teacher_forward_mode != 'extract_feat'
+
+
+def forward_params():
+    for path in ZOO_CONFIGS:
+        fast = any(key in osp.basename(path) for key in FAST_FORWARD)
+        yield pytest.param(path, id=config_id(path), marks=() if fast else pytest.mark.slow)
+
+
+@pytest.mark.parametrize('path', list(forward_params()))
+# 64 px inputs leave the coarse FPN levels smaller than one 16-cell PCKA patch
+@pytest.mark.filterwarnings('ignore:PCKALoss intra term:UserWarning')
+def test_zoo_config_computes_every_distill_loss(path):
+    cfg = load(path)
+    model = build_distiller(cfg)
+    model.train()
+    batch = seg_batch() if is_seg(cfg) else det_batch()
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+
+    for name in cfg.model.distill_losses:
+        value = losses[f'distill.{name}']
+        assert value.dim() == 0 and math.isfinite(float(value.detach())), (name, value)
+    task_losses = [k for k in losses if not k.startswith('distill.')]
+    assert task_losses, 'the student must still compute its own losses'
+
+
+def test_every_family_has_a_default_forward():
+    fast = [p for p in ZOO_CONFIGS if any(k in osp.basename(p) for k in FAST_FORWARD)]
+    assert len(fast) == len(FAST_FORWARD)
