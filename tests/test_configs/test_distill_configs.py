@@ -16,13 +16,11 @@ import os.path as osp
 
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData, PixelData
-from mmseg.structures import SegDataSample
 
 from mmkd.registry import MODELS
+from batches import det_batch, seg_batch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DISTILL_DIR = osp.join(REPO, 'configs', 'distill')
@@ -72,31 +70,6 @@ def build_distiller(cfg, device=None):
         return MODELS.build(model_cfg)
     with torch.device(device):
         return MODELS.build(model_cfg)
-
-
-def det_batch(size=64, n=2):
-    samples = []
-    for i in range(n):
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-            scale_factor=(1.0, 1.0), img_id=i))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.0, 24.0, 60.0, 52.0]]),
-            labels=torch.tensor([i % 3, 5]))
-        samples.append(sample)
-    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def seg_batch(size=64, n=2, num_classes=19):
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                             pad_shape=(size, size)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def test_the_glob_finds_every_kind_of_config():

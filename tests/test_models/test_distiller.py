@@ -3,13 +3,11 @@ import copy
 
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData, PixelData
-from mmseg.structures import SegDataSample
 from torch import nn
 
 from mmkd.registry import MODELS
+from batches import det_batch, seg_batch, train_step_losses
 
 RETINA_S = dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', pretrained=False)
 RETINA_T = dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=False)
@@ -47,39 +45,9 @@ def distiller_cfg(student=RETINA_S, teacher=RETINA_T, source='neck', **overrides
     return cfg
 
 
-def det_batch(size=64, n=2):
-    samples = []
-    for i in range(n):
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-            scale_factor=(1.0, 1.0), img_id=i))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.tensor([[4.0, 6.0, 30.0, 40.0]]), labels=torch.tensor([i % 3]))
-        samples.append(sample)
-    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def seg_batch(size=64, n=2, num_classes=19):
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                             pad_shape=(size, size)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def build(cfg, scope='mmdet'):
     init_default_scope(scope)
     return MODELS.build(cfg)
-
-
-def train_step_losses(model, batch):
-    model.train()
-    data = model.data_preprocessor(batch, True)
-    return model(**data, mode='loss')
 
 
 @pytest.fixture(scope='module')

@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
 from mmkd.models.losses.dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels,
                                               flatten_dense_logits, select_dense_locations)
 from mmkd.models.losses.kd import kd_loss
 from mmkd.registry import MODELS, build_component
+from batches import det_batch, train_step_losses
 
 C = 4  # classes; label C is the background
 
@@ -207,26 +207,6 @@ def test_errors_name_the_problem():
 BOXES = ([2.0, 30.0, 26.0, 62.0], [34.0, 2.0, 62.0, 30.0])  # image 0 bottom-left, 1 top-right
 
 
-def det_batch(size=64):
-    from mmdet.structures import DetDataSample
-    samples = []
-    for i, box in enumerate(BOXES):
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-            scale_factor=(1.0, 1.0), img_id=i))
-        sample.gt_instances = InstanceData(bboxes=torch.tensor([box]),
-                                           labels=torch.tensor([i + 1]))
-        samples.append(sample)
-    inputs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in BOXES]
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def train_step_losses(model, batch):
-    model.train()
-    data = model.data_preprocessor(batch, True)
-    return model(**data, mode='loss')
-
-
 HEADS = {
     'retinanet': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
                   'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 0),
@@ -256,7 +236,8 @@ def test_real_dense_heads_through_the_distiller(head):
             labels=dict(from_student=True, recorder='targets', data_idx=labels_idx)))))
     loss_module = model.distill_losses['loss_kd']
     spy = _Spy(loss_module)
-    losses = train_step_losses(model, det_batch())
+    losses = train_step_losses(
+        model, det_batch(boxes=[[box] for box in BOXES], labels=[[1], [2]]))
     value = losses['distill.loss_kd']
     assert value.dim() == 0 and math.isfinite(float(value)) and float(value) > 0
 
