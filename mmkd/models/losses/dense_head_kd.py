@@ -316,8 +316,10 @@ class DenseHeadLogitLoss(nn.Module):
             raise ValueError(f'DenseHeadLogitLoss needs num_classes >= 1, got {num_classes}.')
         self.num_classes = num_classes
         self.select = (select, ) if isinstance(select, str) else tuple(select)
-        # Validate select / score_thr / max_locations now rather than at the first iteration.
-        select_dense_locations(torch.zeros(0, num_classes), torch.zeros(0, dtype=torch.long),
+        # Validate select / score_thr / max_locations now rather than at the first iteration
+        # (on CPU tensors: the model may be built under another default device, e.g. 'meta').
+        select_dense_locations(torch.zeros(0, num_classes, device='cpu'),
+                               torch.zeros(0, dtype=torch.long, device='cpu'),
                                num_classes, self.select, score_thr, max_locations)
         self.score_thr = score_thr
         self.max_locations = max_locations
