@@ -1,5 +1,6 @@
 # RetinaNet X101 -> R50, COCO 2x. Multi-path distillation: FitNet-style MSE (MSEFeatureLoss,
-# weight 1) on every FPN level plus vanilla KD on the dense head's class logits (DenseHeadLogitLoss with sigmoid KDLoss at
+# weight 1) on every FPN level plus vanilla KD on the dense head's class logits
+# (DenseHeadLogitLoss with sigmoid KDLoss at
 # positive / teacher-confident locations, weight 1), one path each. Each path's effective weight
 # is logged as distill_weight.<path>.
 # Fixed weighting: the plain sum of the paths (FixedWeighting, every weight 1).

@@ -1,32 +1,10 @@
-# RetinaNet R18 -> R18 (half width), embedded digits.
-# Multi-path distillation: FitNet-style MSE (MSEFeatureLoss, weight 1) on every FPN level
-# plus vanilla KD on the dense head's class logits (DenseHeadLogitLoss with sigmoid KDLoss at
-# positive / teacher-confident locations, weight 1), one path each. Each path's effective
-# weight is logged as distill_weight.<path>.
-# Gradient-similarity weighting (after Du et al., 2018): each path weighted by the smoothed
-# cosine of its gradient with the task loss's on the student's neck parameters, floored at 0.
-_base_ = '../_base_/digits_det.py'
-levels = (0, 1, 2)
-model = dict(
-    student_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward'),
-        targets=dict(type='MethodOutputsRecorder', source='bbox_head.get_targets')),
-    teacher_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward')),
-    distill_losses=dict(
-        {f'loss_mse_fpn{i}': dict(type='MSEFeatureLoss', loss_weight=1.0) for i in levels},
-        loss_kd_cls=dict(
-            type='DenseHeadLogitLoss', num_classes=10, loss_weight=1.0,
-            loss=dict(type='KDLoss', mode='sigmoid', tau=1.0))),
-    loss_forward_mappings=dict(
-        {f'loss_mse_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-         for i in levels},
-        loss_kd_cls=dict(
-            preds_S=dict(from_student=True, recorder='cls', data_idx=0),
-            preds_T=dict(from_student=False, recorder='cls', data_idx=0),
-            labels=dict(from_student=True, recorder='targets', data_idx=0))),
-    weighting=dict(type='GradientSimilarityWeighting', shared_module='neck'))
-# Path weights (weighting.*) get no weight decay.
-optim_wrapper = dict(constructor='mmkd.DistillOptimWrapperConstructor')
+# RetinaNet R18 -> R18 (half width), embedded digits. The multi-path setup of
+# multipath-fixed_fpn-logits_retina-r18_retina-r18w32_digits.py
+# (MSE on every FPN level + dense-head KD),
+# combined by gradient-similarity weighting (after Du et al.,
+# 2018): each path weighted by the smoothed cosine of its gradient with the task loss's on the
+# student's neck, floored at 0.
+# Each path's weight is logged as distill_weight.<path>.
+_base_ = './multipath-fixed_fpn-logits_retina-r18_retina-r18w32_digits.py'
+model = dict(weighting=dict(_delete_=True, type='GradientSimilarityWeighting',
+                          shared_module='neck'))
