@@ -17,7 +17,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmkd.engine import check_annotation_files
-from mmkd.engine.runtime import load_config, setup_device, teardown_distributed
+from mmkd.engine.runtime import load_config, setup_device, distributed_teardown
 
 
 def parse_args(argv=None):
@@ -43,10 +43,8 @@ def main(argv=None) -> dict:
     setup_device(cfg)
     check_annotation_files(cfg)
     runner = Runner.from_cfg(cfg)
-    try:
+    with distributed_teardown():
         return runner.test()
-    finally:
-        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmkd.engine import check_annotation_files
-from mmkd.engine.runtime import enable_amp, load_config, setup_device, teardown_distributed
+from mmkd.engine.runtime import enable_amp, load_config, setup_device, distributed_teardown
 
 
 def parse_args(argv=None):
@@ -54,10 +54,8 @@ def main(argv=None):
     setup_device(cfg)
     check_annotation_files(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    try:
+    with distributed_teardown():
         runner.train()
-    finally:
-        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 """Config loading and device set-up shared by tools/train.py, tools/test.py and tools/demo.py."""
+import contextlib
 import os
 import os.path as osp
 from typing import Optional
@@ -80,11 +81,28 @@ def setup_device(cfg: Config) -> Config:
     return cfg
 
 
-def teardown_distributed() -> None:
-    """Destroy the process group before exit.
+@contextlib.contextmanager
+def distributed_teardown():
+    """Destroy the process group when the wrapped run ends.
 
     mmengine never does; a gloo group still alive at interpreter exit can abort the process
-    ("terminate called without an active exception") after training finished.
+    ("terminate called without an active exception") after training finished. On success a
+    barrier first lets every rank finish its last collective (the validation gather): a rank
+    that tears its connections down while a peer still talks to it aborts that peer the same
+    way. After an error there is no barrier, since the other ranks may never reach it.
     """
+    try:
+        yield
+    except BaseException:
+        _destroy_process_group(synchronize=False)
+        raise
+    _destroy_process_group(synchronize=True)
+
+
+def _destroy_process_group(synchronize: bool) -> None:
     if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+        try:
+            if synchronize:
+                torch_dist.barrier()
+        finally:
+            torch_dist.destroy_process_group()
