@@ -19,9 +19,7 @@ import argparse
 import multiprocessing as mp
 import os
 import os.path as osp
-import statistics
 import sys
-import time
 from typing import Callable, Dict, List, Optional
 
 try:
@@ -31,6 +29,8 @@ except ImportError:
     import mmkd  # noqa: F401
 
 import torch
+
+from mmkd.utils.benchmark import measure_step
 
 STUDENT_CFG = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 #: name -> (loss config, number of FPN levels its COCO config uses, extra forward inputs)
@@ -80,36 +80,6 @@ def det_samples(quick: bool, n: int = 2):
 
 
 # ---------------------------------------------------------------- measurement (child side)
-def _rss_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
-def _measure(step: Callable[[], None], device: str, repeats: int) -> Dict[str, float]:
-    """Median seconds of ``step`` and its peak extra memory in MiB."""
-    step()  # warm-up (allocator, kernels)
-    if device == 'cuda':
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # resets VmHWM to the current resident size
-        base = _rss_kib('VmRSS') * 1024
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() if device == 'cuda' else _rss_kib('VmHWM') * 1024)
-    return dict(seconds=statistics.median(times), peak_mib=max(peak - base, 0) / 2**20)
-
-
 def _loss_step(name: str, device: str, quick: bool) -> Callable[[], None]:
     from mmkd.registry import build_component
     cfg, num_levels, extras = LOSSES[name]
@@ -188,7 +158,7 @@ def _child(kind: str, name: str, device: str, quick: bool, repeats: int, queue) 
     try:
         torch.manual_seed(0)
         make = {'loss': _loss_step, 'pcka': _pcka_step, 'model': _model_step}[kind]
-        queue.put(_measure(make(name, device, quick), device, repeats))
+        queue.put(measure_step(make(name, device, quick), device, repeats))
     except Exception as err:  # reported, not hidden
         queue.put(dict(error=f'{type(err).__name__}: {err}'))
 

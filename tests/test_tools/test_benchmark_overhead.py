@@ -1,0 +1,70 @@
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from tool_runs import REPO
+
+sys.path.insert(0, osp.join(REPO, 'tools'))
+import benchmark_overhead  # noqa: E402
+
+
+class FakeClock:
+    """A clock that only moves when a fake step says how long it took."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def step(self, seconds):
+        def run():
+            self.now += seconds
+        return run
+
+
+def test_ratio_arithmetic_on_a_fake_clock():
+    clock = FakeClock()
+    steps = dict(student=clock.step(2.0), teacher=clock.step(0.5), distill=clock.step(3.0))
+    result = benchmark_overhead.measure_steps(steps, 'cpu', repeats=3, clock=clock)
+    assert result['student']['seconds'] == 2.0
+    assert result['teacher']['seconds'] == 0.5
+    assert result['distill']['seconds'] == 3.0
+    assert result['ratio'] == pytest.approx(3.0 / 2.5)
+    table = benchmark_overhead.format_table({'cka_fpn': result})
+    assert 'cka_fpn' in table and '1.200' in table and 'above 1.05' in table
+
+
+def test_by_design_methods_are_named_as_such():
+    clock = FakeClock()
+    steps = dict(student=clock.step(1.0), teacher=clock.step(1.0), distill=clock.step(3.0))
+    result = benchmark_overhead.measure_steps(steps, 'cpu', repeats=1, clock=clock)
+    table = benchmark_overhead.format_table({'gkd_fpn': result, 'fitnet_fpn': dict(
+        result, ratio=1.01)})
+    gkd_line, fitnet_line = table.splitlines()[2:]
+    assert 'by design' in gkd_line and 'above' not in fitnet_line
+
+
+def test_every_pair_has_method_configs_and_unknown_methods_are_named():
+    for pair in benchmark_overhead.PAIRS:
+        assert benchmark_overhead.method_configs(pair), pair
+    with pytest.raises(ValueError, match='fitnet_fpn'):
+        benchmark_overhead.method_configs('digits_det', ['fitnet_fp'])
+
+
+@pytest.mark.parametrize('pair,methods', [('digits_det', ['fitnet_fpn', 'kd_logits']),
+                                          ('digits_seg', ['cwd_logits'])])
+def test_real_run_measures_each_method(pair, methods, tmp_path, capsys):
+    out = tmp_path / 'overhead.json'
+    results = benchmark_overhead.main(['--pair', pair, '--methods', *methods, '--repeats', '1',
+                                       '--image-size', '64', '64', '--json', str(out)])
+    printed = capsys.readouterr().out
+    assert set(results) == set(methods)
+    for method in methods:
+        row = results[method]
+        assert 'error' not in row, row
+        assert row['ratio'] > 0 and row['distill']['seconds'] > 0
+        assert any(line.startswith(method) for line in printed.splitlines())
+    assert set(json.loads(out.read_text())['results']) == set(methods)

@@ -1,0 +1,237 @@
+"""What distillation adds to a training step, per shipped method, measured in one run.
+
+    python tools/benchmark_overhead.py [--pair digits_det] [--methods fitnet_fpn cka_fpn ...]
+        [--device cpu|cuda] [--repeats 3] [--batch-size 2] [--image-size H W] [--json OUT]
+
+For every method config of a teacher / student pair (``configs/distill/<method>/
+<method>_<where>_<pair>.py``) it builds the Distiller (random init: timings do not depend on
+the weights) and times, on the same synthetic batch (random images, random ground truth):
+
+* ``student``: the student's own training step (its loss, forward + backward);
+* ``teacher``: the teacher's forward alone, no grad, as far as the method reads it
+  (backbone + neck, or up to the head's outputs);
+* ``distill``: the whole distillation step (teacher, student, every distillation loss,
+  backward).
+
+and prints ``ratio = distill / (student + teacher)``: 1.00 means the distillation losses,
+recorders and connectors cost nothing. The goal is at most 1.05; methods whose design needs
+more (GKD's task-loss gradients, SoKD's refiner) are reported like every other. Peak memory is
+each step's own rise (see ``mmkd/utils/benchmark.py``). Without ``--image-size`` the images
+have the size the pair trains on (128 px digits, 1333x800 COCO, 1024x512 Cityscapes crops).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+try:
+    import mmkd  # noqa: F401
+except ImportError:
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    import mmkd  # noqa: F401
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+
+from mmkd.models.distillers.model_config import get_num_classes
+from mmkd.registry import MODELS
+from mmkd.utils import closest_names
+from mmkd.utils.benchmark import measure_step
+
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'distill')
+# Cityscapes PSPNet uses SyncBN, which needs a process group: plain BN for the measurement.
+PLAIN_BN = {f'model.{part}.norm_cfg': dict(type='BN', requires_grad=True)
+            for part in ('backbone', 'decode_head', 'auxiliary_head')}
+#: pair name -> (config file suffix, task, default (H, W) of the images, model cfg_options)
+PAIRS = {
+    'digits_det': ('_retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
+    'digits_seg': ('_semfpn-r18_semfpn-r18w32_digits.py', 'seg', (128, 128), {}),
+    'coco_retina': ('_retina-x101_retina-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'coco_fcos': ('_fcos-r101_fcos-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'coco_gfl': ('_gfl-r101_gfl-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'coco_frcnn': ('_frcnn-r101_frcnn-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'cityscapes_pspnet': ('_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py', 'seg',
+                          (512, 1024), PLAIN_BN),
+}
+#: Where this benchmark's goal does not apply, and why.
+BY_DESIGN = {
+    'gkd': 'needs each model\'s task-loss gradient (teacher head backward)',
+    'sokd': 'trains its own refiner and area head',
+}
+GOAL = 1.05
+
+
+def method_configs(pair: str, methods: Optional[List[str]] = None) -> Dict[str, str]:
+    """``{method name: config path}`` of every shipped method config of ``pair``."""
+    suffix = PAIRS[pair][0]
+    found = {osp.basename(p)[:-len(suffix)]: p
+             for p in sorted(glob.glob(f'{CONFIGS}/*/*{suffix}'))}
+    if not methods:
+        return found
+    unknown = [m for m in methods if m not in found]
+    if unknown:
+        raise ValueError(f'No {pair} config for {unknown}; the closest are '
+                         f'{closest_names(unknown[0], list(found))} (all: {sorted(found)}).')
+    return {m: found[m] for m in methods}
+
+
+def build_distiller(path: str, device: str, cfg_options: Optional[dict] = None):
+    cfg = Config.fromfile(path)
+    model = cfg.model
+    model.teacher_ckpt = None
+    for side in ('student', 'teacher'):
+        model[side].pretrained = False
+        if cfg_options:
+            model[side].cfg_options = dict(cfg_options, **model[side].get('cfg_options', {}))
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    distiller = MODELS.build(model)
+    return distiller.to(device).train()
+
+
+def synthetic_batch(task: str, num_classes: int, batch_size: int, size: tuple,
+                    seed: int = 0) -> dict:
+    """Random uint8 images and random ground truth, as a dataloader would give them."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
+        meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                    scale_factor=(1.0, 1.0), significance=float(torch.rand(1, generator=g)))
+        if task == 'det':
+            from mmdet.structures import DetDataSample
+            sample = DetDataSample(metainfo=meta)
+            xy = torch.rand(4, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
+            wh = 8 + torch.rand(4, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3])
+            sample.gt_instances = InstanceData(
+                bboxes=torch.cat([xy, xy + wh], 1),
+                labels=torch.randint(0, num_classes, (4, ), generator=g))
+        else:
+            from mmseg.structures import SegDataSample
+            sample = SegDataSample(metainfo=meta)
+            sample.gt_sem_seg = PixelData(
+                data=torch.randint(0, num_classes, (1, h, w), generator=g))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:
+    """The three measured steps on one preprocessed batch."""
+    inputs, samples = data['inputs'], data['data_samples']
+    teacher_inputs = data.get('teacher_inputs', inputs)
+    teacher_samples = data.get('teacher_data_samples', samples)
+
+    def backward(losses):
+        loss, _ = distiller.parse_losses(losses)
+        loss.backward()
+        distiller.zero_grad(set_to_none=True)
+
+    def student():
+        backward(distiller.student.loss(inputs, samples))
+
+    def teacher():
+        with torch.no_grad():
+            if distiller.teacher_forward_mode == 'extract_feat':
+                distiller.teacher.extract_feat(teacher_inputs)
+            else:  # 'tensor', and 'loss' (GKD) without its gradient part
+                distiller.teacher(teacher_inputs, teacher_samples, mode='tensor')
+
+    def distill():
+        backward(distiller.loss(inputs, samples, data.get('teacher_inputs'),
+                                data.get('teacher_data_samples')))
+
+    return dict(student=student, teacher=teacher, distill=distill)
+
+
+def overhead_ratio(result: Dict[str, dict]) -> float:
+    """distill / (student + teacher) of one method's measurements.
+
+    Example:
+        >>> overhead_ratio(dict(student=dict(seconds=2.0), teacher=dict(seconds=1.0),
+        ...                     distill=dict(seconds=3.3)))
+        1.1
+    """
+    return round(result['distill']['seconds']
+                 / (result['student']['seconds'] + result['teacher']['seconds']), 10)
+
+
+def measure_steps(steps: Dict[str, Callable[[], None]], device: str, repeats: int,
+                  clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Each step's median time and peak memory, all in this process, plus the ratio."""
+    result = {name: measure_step(step, device, repeats, clock) for name, step in steps.items()}
+    result['ratio'] = overhead_ratio(result)
+    return result
+
+
+def benchmark_method(path: str, pair: str, device: str, repeats: int, batch_size: int,
+                     size: tuple) -> dict:
+    _, task, _, cfg_options = PAIRS[pair]
+    torch.manual_seed(0)
+    distiller = build_distiller(path, device, cfg_options)
+    batch = synthetic_batch(task, get_num_classes(distiller.student) or 1, batch_size, size)
+    data = distiller.data_preprocessor(batch, training=True)
+    return measure_steps(step_functions(distiller, data), device, repeats)
+
+
+def format_table(results: Dict[str, dict]) -> str:
+    header = (f'{"method":<36} {"student ms":>10} {"teacher ms":>10} {"distill ms":>10} '
+              f'{"ratio":>6} {"student MiB":>11} {"distill MiB":>11}  note')
+    lines = [header, '-' * len(header)]
+    for method, r in results.items():
+        if 'error' in r:
+            lines.append(f'{method:<36} failed: {r["error"]}')
+            continue
+        note = ''
+        if r['ratio'] > GOAL:
+            reason = next((why for key, why in BY_DESIGN.items() if method.startswith(key)),
+                          None)
+            note = f'above {GOAL}' + (f' by design: {reason}' if reason else '')
+        lines.append(
+            f'{method:<36} {1000 * r["student"]["seconds"]:>10.1f} '
+            f'{1000 * r["teacher"]["seconds"]:>10.1f} {1000 * r["distill"]["seconds"]:>10.1f} '
+            f'{r["ratio"]:>6.3f} {r["student"]["peak_mib"]:>11.1f} '
+            f'{r["distill"]["peak_mib"]:>11.1f}  {note}'.rstrip())
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> Dict[str, dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--pair', choices=list(PAIRS), default='digits_det')
+    parser.add_argument('--methods', nargs='+', help='method names (default: all of the pair)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--image-size', type=int, nargs=2, metavar=('H', 'W'))
+    parser.add_argument('--json', help='also write the measurements here')
+    args = parser.parse_args(argv)
+    _, task, default_size, _ = PAIRS[args.pair]
+    size = tuple(args.image_size or default_size)
+    configs = method_configs(args.pair, args.methods)
+    print(f'pair {args.pair} ({task}), device {args.device}, batch {args.batch_size} of '
+          f'{size[0]}x{size[1]}, median of {args.repeats}; {len(configs)} methods')
+    results = {}
+    for method, path in configs.items():
+        try:
+            results[method] = benchmark_method(path, args.pair, args.device, args.repeats,
+                                               args.batch_size, size)
+        except Exception as err:  # reported in the table, not hidden
+            results[method] = dict(error=f'{type(err).__name__}: {err}')
+        print(f'  measured {method}', flush=True)
+    print(format_table(results))
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(pair=args.pair, device=args.device, batch_size=args.batch_size,
+                           image_size=size, repeats=args.repeats, results=results), f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    main()
