@@ -1,0 +1,104 @@
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tool_runs import CONFIGS, REPO, run_tool, tiny_config
+
+sys.path.insert(0, osp.join(REPO, 'tools'))
+import convert_mmrazor_config  # noqa: E402
+
+# An MMRazor 1.x config in MMRazor's own words (as in its configs/distill/mmdet/*), on the
+# embedded-dataset models: MGD (its connector holds the generator), CWD and FGD on three levels.
+MMRAZOR_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_detection.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/det_runtime.py']
+custom_imports = dict(imports=['mmrazor'], allow_failed_imports=False)
+model = dict(
+    _scope_='mmrazor',
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
+                      pretrained=False),
+    teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        connectors=dict(
+            mgd0=dict(type='MGDConncetor', student_channels=128, teacher_channels=128,
+                      lambda_mgd=0.65),
+            conv1=dict(type='ConvModuleConnector', in_channel=128, out_channel=128,
+                       norm_cfg=dict(type='BN'))),
+        distill_losses=dict(
+            loss_mgd0=dict(type='MGDLoss', alpha_mgd=2e-5),
+            loss_cwd1=dict(type='ChannelWiseDivergence', tau=1, loss_weight=5),
+            loss_fgd2=dict(type='FGDLoss', in_channels=128, alpha_fgd=1e-3)),
+        loss_forward_mappings=dict(
+            loss_mgd0=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=0, connector='mgd0'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=0)),
+            loss_cwd1=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=1, connector='conv1'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=1)),
+            loss_fgd2=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=2)))))
+find_unused_parameters = True
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+'''
+
+
+@pytest.fixture
+def mmrazor_config(tmp_path):
+    path = tmp_path / 'mgd_cwd_fgd_mmrazor.py'
+    path.write_text(MMRAZOR_CONFIG)
+    return path
+
+
+def test_converts_every_part(mmrazor_config, tmp_path):
+    out = tmp_path / 'converted.py'
+    cfg = convert_mmrazor_config.main([str(mmrazor_config), str(out)])
+    model = Config.fromfile(str(out)).model
+    assert model.type == 'Distiller' and model._scope_ == 'mmkd'
+    assert model.student_recorders.fpn.type == 'ModuleOutputsRecorder'
+    assert model.distill_losses.loss_mgd0 == dict(
+        type='MGDLoss', loss_weight=2e-5, student_channels=128, teacher_channels=128,
+        lambda_mgd=0.65)
+    assert 'connector' not in model.loss_forward_mappings.loss_mgd0.preds_S
+    assert model.distill_losses.loss_cwd1 == dict(type='CWDLoss', tau=1, loss_weight=5)
+    assert model.connectors == dict(conv1=dict(type='ConvConnector', in_channels=128,
+                                               out_channels=128, norm_cfg=dict(type='BN')))
+    assert model.distill_losses.loss_fgd2.student_channels == 128
+    assert model.loss_forward_mappings.loss_fgd2.data_samples == dict(from_data='data_samples')
+    assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
+    assert 'find_unused_parameters' not in cfg
+    assert cfg.custom_imports.imports == ['mmkd']
+
+
+def test_converted_config_trains(mmrazor_config, digits_root, det_teacher_ckpt, tmp_path):
+    out = tmp_path / 'converted.py'
+    convert_mmrazor_config.main([str(mmrazor_config), str(out)])
+    cfg = tiny_config(str(out), digits_root, tmp_path / 'work', iters=2,
+                      **{'model.teacher_ckpt': det_teacher_ckpt})
+    result = run_tool('train.py', cfg)
+    text = result.stdout + result.stderr
+    for name in ('loss_mgd0', 'loss_cwd1', 'loss_fgd2'):
+        assert f'distill.{name}' in text
+    state = torch.load(tmp_path / 'work' / 'iter_2.pth', map_location='cpu', weights_only=False)
+    assert not any(k.startswith('teacher.') for k in state['state_dict'])
+
+
+@pytest.mark.parametrize('edit, message', [
+    (("type='ChannelWiseDivergence'", "type='OFDLoss'"), "MMRazor loss 'OFDLoss'"),
+    (("type='ModuleOutputs'", "type='FunctionOutputs'"), "recorder 'FunctionOutputs'"),
+    (("norm_cfg=dict(type='BN')", "groups=2"), 'groups=2'),
+    (("teacher_ckpt=None,", "teacher_ckpt=None, teacher_trainable=True,"), 'teacher_trainable'),
+])
+def test_unknown_parts_fail_with_what_is_known(edit, message, tmp_path):
+    path = tmp_path / 'bad.py'
+    path.write_text(MMRAZOR_CONFIG.replace(*edit))
+    with pytest.raises(ValueError, match=message):
+        convert_mmrazor_config.main([str(path), str(tmp_path / 'out.py')])

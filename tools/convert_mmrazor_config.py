@@ -1,0 +1,206 @@
+"""Convert an MMRazor 1.x distillation config into an mmkd one.
+
+    python tools/convert_mmrazor_config.py MMRAZOR_CONFIG OUT.py
+
+MMRazor (``_scope_='mmrazor'``, ``type='FpnTeacherDistill'`` / ``'SingleTeacherDistill'``)
+nests recorders, connectors, losses and mappings in ``distiller=dict(...)`` and names its parts
+differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the
+parts that have an mmkd equivalent (table below and in README.md), folds MMRazor's
+``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator), gives ``FGDLoss`` the
+batch's ground truth through its mapping, and replaces the validation loop. Anything it does not
+know fails with the list of what it does know: nothing is silently dropped. The output is the
+fully merged config (bases inlined), ready for ``tools/train.py``.
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+
+try:
+    import mmkd  # noqa: F401
+except ImportError:
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    import mmkd  # noqa: F401
+
+from mmengine.config import Config, ConfigDict
+
+ALGORITHMS = ('FpnTeacherDistill', 'SingleTeacherDistill')
+RECORDERS = {'ModuleOutputs': 'ModuleOutputsRecorder', 'ModuleInputs': 'ModuleInputsRecorder',
+             'MethodOutputs': 'MethodOutputsRecorder', 'MethodInputs': 'MethodInputsRecorder'}
+#: MMRazor loss type -> (mmkd type, {MMRazor argument: mmkd argument or None to drop})
+LOSSES = {
+    'ChannelWiseDivergence': ('CWDLoss', {'tau': 'tau', 'loss_weight': 'loss_weight'}),
+    'KLDivergence': ('KDLoss', {'tau': 'tau', 'loss_weight': 'loss_weight',
+                                'reduction': None, 'teacher_detach': None}),
+    'DKDLoss': ('DKDLoss', {'tau': 'tau', 'alpha': 'alpha', 'beta': 'beta',
+                            'loss_weight': 'loss_weight', 'reduction': None}),
+    'PKDLoss': ('PKDLoss', {'loss_weight': 'loss_weight', 'resize_stu': 'resize_stu'}),
+    'ATLoss': ('ATLoss', {'loss_weight': 'loss_weight'}),
+    'FGDLoss': ('FGDLoss', {'in_channels': None, 'temp': 'temp', 'alpha_fgd': 'alpha_fgd',
+                            'beta_fgd': 'beta_fgd', 'gamma_fgd': 'gamma_fgd',
+                            'lambda_fgd': 'lambda_fgd'}),
+    'MGDLoss': ('MGDLoss', {'alpha_mgd': 'loss_weight'}),
+}
+CONNECTORS = {'ConvModuleConnector': 'ConvConnector'}
+MGD_CONNECTORS = ('MGDConnector', 'MGDConncetor')  # MMRazor's configs use the misspelling
+#: ConvModuleConnector arguments mmkd's ConvConnector takes (renamed) or that must be default.
+CONV_ARGS = {'in_channel': 'in_channels', 'out_channel': 'out_channels',
+             'kernel_size': 'kernel_size', 'norm_cfg': 'norm_cfg', 'act_cfg': 'act_cfg'}
+#: Algorithm-level keys: converted, or accepted when set to what mmkd always does.
+MODEL_KEYS = {'_scope_', 'type', 'architecture', 'teacher', 'teacher_ckpt', 'distiller',
+              'data_preprocessor'}  # mmkd runs the student's and teacher's own preprocessors
+FIXED_MODEL_KEYS = {'teacher_trainable': False, 'teacher_norm_eval': True,
+                    'student_trainable': True, 'calculate_student_loss': True}
+DISTILLER_KEYS = {'type', 'student_recorders', 'teacher_recorders', 'connectors',
+                  'distill_losses', 'loss_forward_mappings'}
+CONV_DEFAULTS = {'stride': 1, 'padding': 0, 'groups': 1, 'bias': False, 'conv_cfg': None,
+                 'init_cfg': None}
+
+
+def _unknown(kind: str, name: str, known) -> ValueError:
+    return ValueError(f'No mmkd equivalent known for MMRazor {kind} {name!r}; known: '
+                      f'{sorted(known)}. Write that part by hand (README.md, "Port an MMRazor '
+                      'distillation config").')
+
+
+def _strip_scope(type_name: str) -> str:
+    return type_name.split('.')[-1]
+
+
+def convert_recorders(recorders: dict) -> dict:
+    out = {}
+    for name, cfg in (recorders or {}).items():
+        kind = _strip_scope(cfg['type'])
+        if kind not in RECORDERS:
+            raise _unknown('recorder', kind, RECORDERS)
+        out[name] = dict(type=RECORDERS[kind], source=cfg['source'])
+    return out
+
+
+def convert_connector(name: str, cfg: dict) -> dict:
+    kind = _strip_scope(cfg['type'])
+    if kind not in CONNECTORS:
+        raise _unknown('connector', kind, list(CONNECTORS) + list(MGD_CONNECTORS))
+    out = dict(type=CONNECTORS[kind])
+    for key, value in cfg.items():
+        if key == 'type':
+            continue
+        if key in CONV_ARGS:
+            out[CONV_ARGS[key]] = value
+        elif key in CONV_DEFAULTS and value == CONV_DEFAULTS[key]:
+            continue
+        else:
+            raise ValueError(f'Connector {name!r}: ConvModuleConnector argument {key}={value!r} '
+                             f'has no ConvConnector equivalent (it takes {sorted(CONV_ARGS)}).')
+    return out
+
+
+def convert_loss(name: str, cfg: dict) -> dict:
+    kind = _strip_scope(cfg['type'])
+    if kind not in LOSSES:
+        raise _unknown('loss', kind, LOSSES)
+    new_type, renames = LOSSES[kind]
+    out = dict(type=new_type)
+    for key, value in cfg.items():
+        if key == 'type':
+            continue
+        if key not in renames:
+            raise ValueError(f'Loss {name!r}: {kind} argument {key!r} has no mmkd equivalent '
+                             f'(known: {sorted(renames)}).')
+        if renames[key] is not None:
+            out[renames[key]] = value
+    if kind == 'FGDLoss':
+        out['student_channels'] = out['teacher_channels'] = cfg['in_channels']
+    return out
+
+
+def convert_model(model: dict, default_scope: str) -> dict:
+    algorithm = _strip_scope(model.get('type', ''))
+    if algorithm not in ALGORITHMS:
+        raise _unknown('algorithm', algorithm, ALGORITHMS)
+    for key, value in model.items():
+        if key not in MODEL_KEYS and FIXED_MODEL_KEYS.get(key, object()) != value:
+            raise ValueError(f'MMRazor model key {key}={value!r} has no mmkd equivalent (mmkd '
+                             f'always behaves as {FIXED_MODEL_KEYS}).')
+    distiller = model.get('distiller', {})
+    extra = set(distiller) - DISTILLER_KEYS
+    if extra:
+        raise ValueError(f'MMRazor distiller keys {sorted(extra)} have no mmkd equivalent '
+                         f'(known: {sorted(DISTILLER_KEYS)}).')
+    if _strip_scope(distiller.get('type', 'ConfigurableDistiller')) != 'ConfigurableDistiller':
+        raise _unknown('distiller', distiller['type'], ['ConfigurableDistiller'])
+    student = copy.deepcopy(model['architecture'])
+    if 'cfg_path' not in student:
+        student.setdefault('_scope_', default_scope)  # inline model dicts need their scope
+    teacher = copy.deepcopy(model['teacher'])
+    if 'cfg_path' not in teacher:
+        teacher.setdefault('_scope_', default_scope)
+    connectors, mgd_connectors = {}, {}
+    for name, cfg in (distiller.get('connectors') or {}).items():
+        if _strip_scope(cfg['type']) in MGD_CONNECTORS:
+            mgd_connectors[name] = cfg
+        else:
+            connectors[name] = convert_connector(name, cfg)
+    losses = {name: convert_loss(name, cfg)
+              for name, cfg in (distiller.get('distill_losses') or {}).items()}
+    mappings = copy.deepcopy(dict(distiller.get('loss_forward_mappings') or {}))
+    for name, mapping in mappings.items():
+        if name not in losses:
+            raise KeyError(f'loss_forward_mappings names loss {name!r}, which distill_losses '
+                           f'does not define ({sorted(losses)}).')
+        for spec in mapping.values():
+            if spec.get('connector') in mgd_connectors:
+                if losses[name]['type'] != 'MGDLoss':
+                    raise ValueError(f'{spec["connector"]!r} is an MGD connector but feeds '
+                                     f'{losses[name]["type"]} {name!r}; only MGDLoss uses it.')
+                mgd = mgd_connectors[spec.pop('connector')]
+                losses[name].update(student_channels=mgd['student_channels'],
+                                    teacher_channels=mgd['teacher_channels'],
+                                    lambda_mgd=mgd.get('lambda_mgd', 0.65))
+        if losses[name]['type'] == 'FGDLoss':
+            mapping['data_samples'] = dict(from_data='data_samples')
+    for name, loss in losses.items():
+        if loss['type'] == 'MGDLoss' and 'student_channels' not in loss:
+            raise ValueError(f'MGDLoss {name!r} gets no MGDConnector in its mapping: mmkd\'s '
+                             'MGDLoss needs student_channels and teacher_channels.')
+    out = dict(_scope_='mmkd', type='Distiller', student=student, teacher=teacher,
+               teacher_ckpt=model.get('teacher_ckpt'),
+               student_recorders=convert_recorders(distiller.get('student_recorders')),
+               teacher_recorders=convert_recorders(distiller.get('teacher_recorders')),
+               distill_losses=losses, loss_forward_mappings=mappings)
+    if connectors:
+        out['connectors'] = connectors
+    return out
+
+
+def convert_config(cfg: Config) -> Config:
+    """The mmkd version of a loaded MMRazor config (a new Config)."""
+    text = copy.deepcopy(cfg.to_dict())
+    default_scope = text.get('default_scope', 'mmdet')
+    text['model'] = convert_model(text['model'], default_scope)
+    val_cfg = text.get('val_cfg') or {}
+    if _strip_scope(val_cfg.get('type', '')) == 'SingleTeacherDistillValLoop':
+        text['val_cfg'] = dict(type='mmkd.DistillValLoop', evaluate_teacher=True)
+    text.pop('find_unused_parameters', None)  # mmkd leaves no distiller part unused
+    imports = list((text.get('custom_imports') or {}).get('imports', []))
+    imports = [m for m in imports if not m.startswith('mmrazor')] + ['mmkd']
+    text['custom_imports'] = dict(imports=sorted(set(imports)), allow_failed_imports=False)
+    return Config(ConfigDict(text), filename=cfg.filename)
+
+
+def main(argv=None) -> Config:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='an MMRazor distillation config')
+    parser.add_argument('out', help='where to write the mmkd config (.py)')
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config, import_custom_modules=False)
+    converted = convert_config(cfg)
+    converted.dump(args.out)
+    losses = converted.model.distill_losses
+    print(f'{args.out}: Distiller with {len(losses)} losses '
+          f'({", ".join(sorted({v["type"] for v in losses.values()}))})')
+    return converted
+
+
+if __name__ == '__main__':
+    main()
