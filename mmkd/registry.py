@@ -5,6 +5,7 @@ Being children of mmengine's roots means an mmkd config can name mmkd modules wi
 configs whose datasets, transforms and metrics keep resolving in their own scope.
 ``locations`` lets mmengine import the modules lazily, so ``custom_imports`` is optional.
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -25,6 +26,11 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
                                       locations=['mmkd.engine'])
 #: Hooks.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.engine'])
+#: Dataset wrappers (e.g. ``mmkd.SignificanceSubset``). The datasets they wrap are built by
+#: mmengine's root registry in the current default scope, so ``CocoDataset`` keeps resolving
+#: in mmdet and ``DigitsSegDataset`` in mmseg.
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmkd',
+                    locations=['mmkd.datasets'])
 
 
 def build_component(cfg):

@@ -8,10 +8,11 @@
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
 width, mIoU) it trains the teacher once, the student alone, and the student with every
 shipped ``*_digits.py`` method config of that pair, all with the same data, iterations and
-seeds (the demo's budget: ``tools/demo.py``). The student alone is also trained with the
-``--noise-seeds``: the spread of its metric over seeds is the noise level, and every method
-whose gain lies within twice that spread is rerun with the noise seeds too, so its row is a
-mean over seeds. The table (method, metric, gain over the student, share of the
+seeds (the demo's budget: ``tools/demo.py``); the teacher's per-image significance is
+written first (``tools/significance.py``) for the self-regulated configs. The student alone is
+also trained with the ``--noise-seeds``: the spread of its metric over seeds is the noise
+level, and every method whose gain lies within twice that spread is rerun with the noise seeds
+too, so its row is a mean over seeds. The table (method, metric, gain over the student, share of the
 teacher-student gap closed, training time) goes to ``--out`` with the command that produced
 it, and a bar chart to ``--chart``.
 
@@ -89,14 +90,16 @@ def run_task(task: str, work_dir: str, budget: dict, methods: Optional[List[str]
     if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
         make_digits_dataset(data_root, num_train=budget['num_train'],
                             num_val=budget['num_val'], seed=0)
-    prepare_dataset_extras(task, data_root)
     iters, metric = budget['student_iters'], spec['metric']
     task_dir = osp.join(work_dir, task)
 
     teacher = train_once(spec['teacher'], osp.join(task_dir, 'teacher'), data_root,
                          budget['teacher_iters'], metric, seed=seeds[0])
     log(f'[{task}] teacher {teacher["value"]:.4f}')
-    prepare_teacher_extras(task, data_root, spec['teacher'], teacher['ckpt'])
+    marker = osp.join(task_dir, 'teacher', 'significance_written')
+    if not osp.exists(marker):
+        write_significance(spec['teacher'], teacher['ckpt'], data_root)
+        open(marker, 'w').close()
 
     def student_run(seed):
         return train_once(spec['student'], osp.join(task_dir, 'student', f'seed{seed}'),
@@ -119,12 +122,12 @@ def run_task(task: str, work_dir: str, budget: dict, methods: Optional[List[str]
     return dict(metric=spec['metric_name'], teacher=teacher, rows=rows, noise=noise)
 
 
-def prepare_dataset_extras(task: str, data_root: str) -> None:
-    """Hook for methods that need more than the dataset (nothing yet)."""
-
-
-def prepare_teacher_extras(task: str, data_root: str, teacher_config: str, ckpt: str) -> None:
-    """Hook for methods that need the trained teacher before training (nothing yet)."""
+def write_significance(teacher_config: str, ckpt: str, data_root: str) -> None:
+    """The teacher's per-image significance, where the self-regulated (``selfreg``) configs'
+    ``SignificanceSubset`` reads it (next to the training annotations)."""
+    import significance
+    significance.main([teacher_config, ckpt, '--cfg-options',
+                       f'train_dataloader.dataset.data_root={data_root.rstrip("/")}/'])
 
 
 def table_rows(result: dict) -> List[dict]:

@@ -6,12 +6,15 @@ from mmengine.config import Config
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
-def _datasets(dataset_cfg):
-    """A dataset config and those it wraps (RepeatDataset, ConcatDataset, ...)."""
+def _datasets(dataset_cfg, data_root=None):
+    """``(dataset config, its data root)`` for a dataset config and those it wraps
+    (RepeatDataset, ConcatDataset, ...). A wrapper's own ``data_root`` (``SignificanceSubset``)
+    replaces the wrapped dataset's, as the wrapper does when it builds it."""
     if not isinstance(dataset_cfg, dict):
         return
-    yield dataset_cfg
-    yield from _datasets(dataset_cfg.get('dataset'))
+    data_root = data_root or dataset_cfg.get('data_root')
+    yield dataset_cfg, data_root
+    yield from _datasets(dataset_cfg.get('dataset'), data_root)
     for child in dataset_cfg.get('datasets', []) or []:
         yield from _datasets(child)
 
@@ -27,10 +30,10 @@ def check_annotation_files(cfg: Config) -> None:
         loader = cfg.get(key)
         if not isinstance(loader, dict):
             continue
-        for dataset in _datasets(loader.get('dataset')):
+        for dataset, data_root in _datasets(loader.get('dataset')):
             ann_file = dataset.get('ann_file')
             if not ann_file or not str(ann_file).endswith('.json'):
                 continue
-            if not osp.isabs(ann_file) and dataset.get('data_root'):
-                ann_file = osp.join(dataset['data_root'], ann_file)
+            if not osp.isabs(ann_file) and data_root:
+                ann_file = osp.join(data_root, ann_file)
             check_coco_annotations(ann_file)

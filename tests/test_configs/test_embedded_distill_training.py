@@ -6,7 +6,9 @@ checkpoints are switched off, only the training loop runs. New ``*_digits.py`` c
 configs/distill are picked up by the glob.
 """
 import glob
+import importlib
 import os.path as osp
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -26,13 +28,30 @@ def is_detection(path):
     return '_retina-' in osp.basename(path)
 
 
+def significance_tool():
+    tools = osp.join(osp.dirname(CONFIGS), 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module('significance')
+
+
 def train_losses(config, data_root, teacher_ckpt, work_dir):
     """Per-iteration total losses of ``config`` trained ITERS iterations on 4 fixed images."""
-    path = tiny_config(config, data_root, work_dir, iters=ITERS, **{
+    # A SignificanceSubset (configs/distill/selfreg) wraps the images: cut the wrapped dataset,
+    # and read the significance that tools/significance.py writes for it into work_dir.
+    subset = Config.fromfile(config).train_dataloader.dataset.type == 'mmkd.SignificanceSubset'
+    dataset = 'train_dataloader.dataset.dataset' if subset else 'train_dataloader.dataset'
+    overrides = {
         'model.teacher_ckpt': teacher_ckpt,
-        'train_dataloader.dataset.indices': 4,  # the first 4 images only
+        f'{dataset}.indices': 4,  # the first 4 images only
         'train_dataloader.batch_size': 4,
-        'train_dataloader.sampler.shuffle': False})
+        'train_dataloader.sampler.shuffle': False}
+    if subset:  # all 4 kept (every batch stays images 0-3; test_significance_tool.py tests budgets)
+        overrides['train_dataloader.dataset.budget'] = 1.0
+        overrides['train_dataloader.dataset.significance_file'] = str(work_dir / 'sig.json')
+    path = tiny_config(config, data_root, work_dir, iters=ITERS, **overrides)
+    if subset:
+        significance_tool().main([path])  # writes the subset's significance_file
     cfg = Config.fromfile(path)
     # Every batch is images 0-3: the loss must fall on a fixed batch. They are repeated to one
     # epoch of ITERS batches because mmengine's iteration loop sleeps 2 s at every epoch end.

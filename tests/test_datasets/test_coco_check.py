@@ -86,3 +86,18 @@ def test_zero_size_boxes_are_accepted_as_mmdet_skips_them(tmp_path):
     coco['annotations'][0]['bbox'] = [1, 2, 0, 4]
     (tmp_path / 'zero.json').write_text(json.dumps(coco))
     check_coco_annotations(str(tmp_path / 'zero.json'))
+
+
+def test_preflight_reads_the_annotations_a_wrapper_points_at(digits_root, tmp_path):
+    # SignificanceSubset passes its data_root to the wrapped dataset: the check must look there
+    from mmengine.config import Config
+
+    from mmkd.engine.preflight import check_annotation_files
+    inner = dict(type='CocoDataset', data_root='/nonexistent/', ann_file='annotations/'
+                 'instances_train.json')
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(
+        type='mmkd.SignificanceSubset', data_root=str(digits_root), dataset=inner))))
+    check_annotation_files(cfg)  # the wrapper's root holds a valid file
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    with pytest.raises((ValueError, FileNotFoundError), match=str(tmp_path)):
+        check_annotation_files(cfg)

@@ -13,6 +13,11 @@ from .gkd import GKDLoss, gradient_guided_map, gradient_weighted_imitation
 from .kd import KDLoss, flatten_logits, kd_divergence, kd_loss, weighted_mean
 from .mgd import MGDLoss, masked_generative_loss
 from .pkd import PKDLoss, pearson_kd_loss
+from .significance import (SignificanceWeightedLoss, detection_handled, segmentation_handled,
+                           significance_weights, split_per_image)
+from .sokd import (DistinctiveAreaModule, FeatureRefiner, SoKDLoss, attention_target,
+                   box_center_targets, dam_consistency_loss, dam_supervision_loss,
+                   mutual_interest_masks)
 from .ssim import SSIMLoss, ssim_map_loss
 from .topkd import (TopKDLoss, batch_contrastive_loss, sample_rows, top_k_decoupled_terms,
                     top_k_scaling)
@@ -21,9 +26,15 @@ __all__ = [
     # feature losses
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
     'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'GlobalContextBlock',
+    'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule',
     # logit losses
     'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
+    # per-image weighting of any loss
+    'SignificanceWeightedLoss',
     # functional cores
+    'significance_weights', 'segmentation_handled', 'detection_handled', 'split_per_image',
+    'mutual_interest_masks', 'box_center_targets', 'attention_target',
+    'dam_supervision_loss', 'dam_consistency_loss',
     'mse_feature_loss', 'l1_feature_loss', 'linear_cka', 'batched_linear_cka', 'cka_loss',
     'pcka_loss', 'pcka_loop_reference', 'ssim_map_loss', 'channel_wise_divergence',
     'pearson_kd_loss', 'attention_map', 'attention_transfer_loss', 'masked_generative_loss',
