@@ -281,6 +281,12 @@ def plot_cka(panels: Mapping[str, Tensor], rows: Sequence[str], cols: Sequence[s
                 ax.text(j, i, f'{value:.2f}', ha='center', va='center', fontsize=fontsize,
                         color='black' if value > threshold else 'white')
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label='linear CKA')
+    save_figure(fig, out, suptitle)
+
+
+def save_figure(fig, out: str, suptitle: str = '') -> None:
+    """Title, write (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
     if suptitle:
         fig.suptitle(suptitle)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -19,7 +19,6 @@ all of them. The default: every neck output.
 """
 import argparse
 import copy
-import os
 import os.path as osp
 import sys
 from collections import OrderedDict
@@ -40,7 +39,7 @@ from torch import Tensor
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from cka_map import (build_distiller, load_analysis_config, load_student_weights,  # noqa: E402
-                     quiet_logs, record_features, resolve_layers)
+                     quiet_logs, record_features, resolve_layers, save_figure)
 
 
 def normalise(x: Tensor, eps: float = 1e-12) -> Tensor:
@@ -125,11 +124,7 @@ def plot_maps(image: np.ndarray, rows: Dict[str, Tuple[Tensor, Tensor, Tensor]],
             axes[r, c].set_yticks([])
             if r == 0:
                 axes[r, c].set_title(titles[c], fontsize=10)
-    if suptitle:
-        fig.suptitle(suptitle)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out, suptitle)
 
 
 def parse_args(argv=None):
