@@ -1,5 +1,5 @@
 """Recorders capture intermediate results of a model during its forward pass."""
-from typing import Any, List, Optional
+from typing import Any, List
 
 from torch import nn
 
