@@ -1,7 +1,7 @@
 """How much each shipped method improves the student, on the embedded digits dataset.
 
     python tools/benchmark_accuracy.py [--tasks det seg] [--methods fitnet_fpn ...]
-        [--seeds 0] [--noise-seeds 1 2] [--budget full|quick]
+        [--seeds 0] [--noise-seeds 1 2] [--budget full|quick] [--student-iters N]
         [--work-dir work_dirs/benchmark_accuracy] [--out benchmarks/RESULTS.md]
         [--chart benchmarks/results.png]
 
@@ -202,11 +202,16 @@ def main(argv=None) -> dict:
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--noise-seeds', nargs='*', type=int, default=[1, 2])
     parser.add_argument('--budget', choices=list(BUDGETS), default='full')
+    parser.add_argument('--student-iters', type=int, help="override the budget's")
+    parser.add_argument('--teacher-iters', type=int, help="override the budget's")
     parser.add_argument('--work-dir', default='work_dirs/benchmark_accuracy')
     parser.add_argument('--out', default='benchmarks/RESULTS.md')
     parser.add_argument('--chart', default='benchmarks/results.png')
     args = parser.parse_args(argv)
-    budget = BUDGETS[args.budget]
+    budget = dict(BUDGETS[args.budget])
+    for key in ('student_iters', 'teacher_iters'):
+        if getattr(args, key) is not None:
+            budget[key] = getattr(args, key)
     results = {}
     for task in args.tasks:
         methods = args.methods
