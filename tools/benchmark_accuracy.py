@@ -1,31 +1,42 @@
-"""How much each shipped method improves the student, on the embedded digits dataset.
+"""Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
-    python tools/benchmark_accuracy.py [--tasks det seg] [--methods fitnet_fpn ...]
-        [--seeds 0] [--noise-seeds 1 2] [--budget full|quick] [--student-iters N]
-        [--work-dir work_dirs/benchmark_accuracy] [--out benchmarks/RESULTS.md]
-        [--chart benchmarks/results.png]
+    python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg]
+        [--methods pkd_fpn ...] [--seeds 0 1 2] [--jobs 2] [--student-iters N]
+        [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy]
+        [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
-width, mIoU) it trains the teacher once, the student alone, and the student with every
-shipped ``*_digits.py`` method config of that pair, all with the same data, iterations and
-seeds (the demo's budget: ``tools/demo.py``); the teacher's per-image significance is
-written first (``tools/significance.py``) for the self-regulated configs. The student alone is
-also trained with the ``--noise-seeds``: the spread of its metric over seeds is the noise
-level, and every method whose gain lies within twice that spread is rerun with the noise seeds
-too, so its row is a mean over seeds. The table (method, metric, gain over the student, share of the
-teacher-student gap closed, training time) goes to ``--out`` with the command that produced
-it, and a bar chart to ``--chart``.
+width, mIoU) and regime it
 
-Every finished run leaves ``result.json`` in its work dir and is not run again, so an
-interrupted benchmark continues where it stopped.
+1. (``pretrained`` regime) pretrains the teacher's and the student's backbones on digit
+   classification (:mod:`mmkd.engine.pretrain`, cached by content); both tasks share them;
+2. trains the teacher once, validating along the way (its learning curve shows the plateau),
+   and writes its per-image significance for the self-regulated configs;
+3. trains the student alone and the student with every method config of the pair, each with
+   every seed. A seed fixes initialisation and data order (mmengine's ``randomness``), and the
+   distiller initialises its student exactly as the plain student, so each method is compared
+   with the student seed by seed: the table gives mean +- std, the paired gain over the
+   student with its 95% t interval, and "resolved" when that interval excludes 0.
+
+Runs go to ``--jobs`` worker processes with ``--threads`` torch threads each (default: the
+cores shared out); a run's numbers depend on its thread count, so the same command gives the
+same table. On this 2-core machine one process with 2 threads trains more per second than two
+with one each (memory bandwidth), hence ``--jobs 1``. Every finished run leaves
+``result.json`` in its own folder (regime, schedule, seed in the path) and is never run again:
+a killed benchmark redoes only what is missing, and a later call with other ``--methods``
+extends the same table. The Markdown table goes to ``--out``, the chart (gains with their
+interval whiskers) to ``--chart``.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Dict, List, Optional
 
 try:
@@ -36,35 +47,66 @@ except ImportError:
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_overhead import method_configs  # noqa: E402
-from demo import BUDGETS, TASKS, run  # noqa: E402
+from demo import TASKS, run  # noqa: E402
 
 from mmkd.datasets import make_digits_dataset  # noqa: E402
 
 PAIR_OF_TASK = {'det': 'digits_det', 'seg': 'digits_seg'}
+#: Each regime: data; backbone pretraining (settings of mmkd.engine.pretrain, None: none);
+#: whether the students start from their pretrained backbone (the teacher always does when
+#: there is pretraining); teacher and student schedules. ``pretrained`` is the benchmark's
+#: regime, ``scratch`` its control (same teacher, students from random init); see
+#: benchmarks/RESULTS.md, "Choosing the regime".
+REGIMES = {
+    'pretrained': dict(num_train=1000, num_val=500, pretrain=dict(), pretrained_student=True,
+                       teacher_iters=1600, student_iters=400),
+    'scratch': dict(num_train=1000, num_val=500, pretrain=dict(), pretrained_student=False,
+                    teacher_iters=1600, student_iters=400),
+    'quick': dict(num_train=16, num_val=8, teacher_iters=4, student_iters=2,
+                  pretrain=dict(num_images=32, num_heldout=8, iters=2, batch_size=8),
+                  pretrained_student=True),
+}
+CONFIDENCE = 0.95
 
 
-def train_once(config: str, work_dir: str, data_root: str, iters: int, metric: str,
-               seed: int, **overrides) -> dict:
-    """Train + test ``config`` unless ``work_dir`` already holds its result."""
-    path = osp.join(work_dir, 'result.json')
-    if osp.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    start = time.time()
-    value, ckpt = run(config, work_dir, data_root, iters, metric,
-                      randomness=dict(seed=seed, deterministic=False), **overrides)
-    result = dict(value=value, ckpt=ckpt, seconds=round(time.time() - start, 1), seed=seed)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
-    return result
-
-
+# ---------------------------------------------------------------- statistics
 def summarize(values: List[float]) -> tuple:
     """(mean, sample standard deviation or 0.0 for one value)."""
     mean = statistics.fmean(values)
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def t_quantile(p: float, dof: int) -> float:
+    """The ``p`` quantile of Student's t distribution with ``dof`` degrees of freedom."""
+    from scipy.stats import t
+    return float(t.ppf(p, dof))
+
+
+def paired_gain(method: Dict[int, float], student: Dict[int, float],
+                confidence: float = CONFIDENCE) -> dict:
+    """Mean of the per-seed differences ``method[s] - student[s]`` and its t interval.
+
+    Only seeds present in both count. With fewer than two pairs the interval is unbounded.
+
+    Example:
+        >>> g = paired_gain({0: 0.3, 1: 0.5}, {0: 0.1, 1: 0.3, 2: 0.9})
+        >>> round(g['gain'], 6), g['pairs']
+        (0.2, 2)
+    """
+    seeds = sorted(set(method) & set(student))
+    diffs = [method[s] - student[s] for s in seeds]
+    if not diffs:
+        raise ValueError(f'no common seed: method has {sorted(method)}, student '
+                         f'{sorted(student)}')
+    gain = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        low, high = -math.inf, math.inf
+    else:
+        half = (t_quantile((1 + confidence) / 2, len(diffs) - 1)
+                * statistics.stdev(diffs) / math.sqrt(len(diffs)))
+        low, high = gain - half, gain + half
+    resolved = 'above' if low > 0 else 'below' if high < 0 else 'no'
+    return dict(gain=gain, low=low, high=high, pairs=len(diffs), resolved=resolved)
 
 
 def gap_closed(value: float, student: float, teacher: float) -> float:
@@ -78,116 +120,310 @@ def gap_closed(value: float, student: float, teacher: float) -> float:
     return float('nan') if gap == 0 else (value - student) / gap
 
 
-def within_noise(values: List[float], student: List[float], noise: float) -> bool:
-    """Whether the gain over the student is smaller than twice the student's seed spread."""
-    return abs(statistics.fmean(values) - statistics.fmean(student)) <= 2 * noise
+# ---------------------------------------------------------------- runs
+def finished(work_dir: str) -> Optional[dict]:
+    """The ``result.json`` of a finished run in ``work_dir``, or None."""
+    path = osp.join(work_dir, 'result.json')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
-def run_task(task: str, work_dir: str, budget: dict, methods: Optional[List[str]],
-             seeds: List[int], noise_seeds: List[int], log=print) -> dict:
-    spec = TASKS[task]
-    data_root = osp.join(work_dir, 'data', 'digits')
-    if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
-        make_digits_dataset(data_root, num_train=budget['num_train'],
-                            num_val=budget['num_val'], seed=0)
-    iters, metric = budget['student_iters'], spec['metric']
-    task_dir = osp.join(work_dir, task)
-
-    teacher = train_once(spec['teacher'], osp.join(task_dir, 'teacher'), data_root,
-                         budget['teacher_iters'], metric, seed=seeds[0])
-    log(f'[{task}] teacher {teacher["value"]:.4f}')
-    marker = osp.join(task_dir, 'teacher', 'significance_written')
-    if not osp.exists(marker):
-        write_significance(spec['teacher'], teacher['ckpt'], data_root)
-        open(marker, 'w').close()
-
-    def student_run(seed):
-        return train_once(spec['student'], osp.join(task_dir, 'student', f'seed{seed}'),
-                          data_root, iters, metric, seed)
-
-    def method_run(name, config, seed):
-        return train_once(config, osp.join(task_dir, name, f'seed{seed}'), data_root, iters,
-                          metric, seed, **{'model.teacher_ckpt': teacher['ckpt']})
-
-    rows = {'student': [student_run(s) for s in seeds + noise_seeds]}
-    _, noise = summarize([r['value'] for r in rows['student']])
-    log(f'[{task}] student {[r["value"] for r in rows["student"]]} (seed spread {noise:.4f})')
-    configs = method_configs(PAIR_OF_TASK[task], methods)
-    for name, config in configs.items():
-        rows[name] = [method_run(name, config, s) for s in seeds]
-        values = [r['value'] for r in rows[name]]
-        if noise_seeds and within_noise(values, [r['value'] for r in rows['student']], noise):
-            rows[name] += [method_run(name, config, s) for s in noise_seeds]
-        log(f'[{task}] {name} {[r["value"] for r in rows[name]]}')
-    return dict(metric=spec['metric_name'], teacher=teacher, rows=rows, noise=noise)
+def train_once(work_dir: str, config: str, data_root: str, iters: int, metric: str, seed: int,
+               pretrained: Optional[str] = None, val_interval: Optional[int] = None,
+               save_checkpoint: bool = False, overrides: Optional[dict] = None) -> dict:
+    """Train + test ``config`` unless ``work_dir`` already holds its ``result.json``."""
+    done = finished(work_dir)
+    if done is not None:
+        return done
+    path = osp.join(work_dir, 'result.json')
+    import torch
+    start = time.time()
+    value, ckpt = run(config, work_dir, data_root, iters, metric, seed=seed,
+                      pretrained=pretrained, val_interval=val_interval,
+                      save_checkpoint=save_checkpoint, **(overrides or {}))
+    result = dict(value=value, ckpt=ckpt, seconds=round(time.time() - start, 1), seed=seed,
+                  threads=torch.get_num_threads(), curve=read_curve(work_dir, metric))
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(result, f, indent=2)
+    os.replace(tmp, path)
+    return result
 
 
-def write_significance(teacher_config: str, ckpt: str, data_root: str) -> None:
+def read_curve(work_dir: str, metric: str) -> List[list]:
+    """``[[iteration, value], ...]`` of every validation of the latest run in ``work_dir``."""
+    runs = sorted(d for d in os.listdir(work_dir) if osp.isfile(
+        osp.join(work_dir, d, 'vis_data', 'scalars.json')))
+    if not runs:
+        return []
+    curve = []
+    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
+        for line in f:
+            entry = json.loads(line)
+            if metric in entry:
+                curve.append([entry['step'], entry[metric]])
+    return curve
+
+
+def significance_job(teacher_config: str, ckpt: str, data_root: str, marker: str) -> None:
     """The teacher's per-image significance, where the self-regulated (``selfreg``) configs'
     ``SignificanceSubset`` reads it (next to the training annotations)."""
+    if osp.exists(marker):
+        return
     import significance
     significance.main([teacher_config, ckpt, '--cfg-options',
                        f'train_dataloader.dataset.data_root={data_root.rstrip("/")}/'])
+    open(marker, 'w').close()
 
 
+def _set_threads(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+class Pool:
+    """Runs jobs in ``jobs`` spawned worker processes, each with ``threads`` torch threads;
+    ``jobs=0`` runs them here, also with ``threads`` threads (tests).
+
+    Each run's numbers depend on its thread count (float reductions split differently), not
+    on ``jobs``: the same ``threads`` gives the same table.
+    """
+
+    def __init__(self, jobs: int, threads: int):
+        self.executor, self.threads = None, threads
+        if jobs > 0:
+            os.environ['OMP_NUM_THREADS'] = str(threads)  # inherited by the workers at spawn
+            self.executor = ProcessPoolExecutor(jobs, mp_context=get_context('spawn'),
+                                                initializer=_set_threads,
+                                                initargs=(threads, ))
+
+    def map(self, fn, kwargs_list: List[dict]) -> list:
+        if self.executor is None:
+            import torch
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            try:
+                return [fn(**kwargs) for kwargs in kwargs_list]
+            finally:
+                torch.set_num_threads(threads)
+        futures = [self.executor.submit(fn, **kwargs) for kwargs in kwargs_list]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+
+
+def run_dirs(work_dir: str, name: str, regime: dict) -> tuple:
+    """(teachers' folder, students' folder) of a regime. What a run depends on is part of the
+    folder name (data, pretraining, schedules), so a changed regime never reuses the runs of
+    another; regimes that share a teacher share its folder."""
+    data = f'{regime["num_train"]}-{regime["num_val"]}'
+    teachers = osp.join(work_dir, 'teachers', f'{data}_t{regime["teacher_iters"]}'
+                        + ('_pretrained' if regime['pretrain'] is not None else ''))
+    students = osp.join(work_dir, f'{name}_{data}_t{regime["teacher_iters"]}'
+                        f'_s{regime["student_iters"]}')
+    return teachers, students
+
+
+def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: str,
+                  methods: Optional[List[str]], seeds: List[int], pool: Optional[Pool],
+                  log=print) -> Dict[str, dict]:
+    """Train what is missing and return ``{task: result}`` (see :func:`table_rows`).
+
+    Without a ``pool`` nothing is trained: the result holds the finished runs only (rows
+    with fewer seeds than asked, and no row where none finished).
+    """
+    data_root = osp.join(work_dir, f'data_{regime["num_train"]}_{regime["num_val"]}')
+    if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
+        make_digits_dataset(data_root, num_train=regime['num_train'],
+                            num_val=regime['num_val'], seed=0)
+    teacher_root, root = run_dirs(work_dir, regime_name, regime)
+
+    # 1. backbones, shared by both tasks (the det configs' ResNets; the seg configs' have the
+    # same weights). Trained here with every thread: they are cached, once for all runs.
+    pretrained = {'teacher': None, 'student': None}
+    if regime['pretrain'] is not None and pool is not None:
+        from mmengine.config import Config
+
+        from mmkd.engine.pretrain import pretrained_backbone
+        for role in pretrained:
+            backbone = Config.fromfile(TASKS['det'][role]).model.backbone.to_dict()
+            backbone['_scope_'] = 'mmdet'
+            pretrained[role] = pretrained_backbone(
+                backbone, osp.join(work_dir, 'pretrained'),
+                name=f'resnet18_w{backbone["base_channels"]}', log=log, **regime['pretrain'])
+
+    # 2. teachers, with their learning curve, then their significance
+    teacher_jobs = [dict(work_dir=osp.join(teacher_root, task),
+                         config=TASKS[task]['teacher'], data_root=data_root,
+                         iters=regime['teacher_iters'], metric=TASKS[task]['metric'], seed=0,
+                         pretrained=pretrained['teacher'], save_checkpoint=True,
+                         val_interval=max(1, regime['teacher_iters'] // 8))
+                    for task in tasks]
+    teachers = dict(zip(tasks, _results(pool, teacher_jobs)))
+    missing = [task for task in tasks if teachers[task] is None]
+    if missing:
+        raise SystemExit(f'no finished teacher for {missing} in {teacher_root}: run without '
+                         '--report-only first')
+    for task in tasks:
+        log(f'[{task}] teacher {teachers[task]["value"]:.4f}, curve {teachers[task]["curve"]}')
+    if pool is not None and any(name.startswith('selfreg') for task in tasks
+                                for name in _configs(task, methods)):
+        pool.map(significance_job, [dict(
+            teacher_config=TASKS[task]['teacher'], ckpt=teachers[task]['ckpt'],
+            data_root=data_root,
+            marker=osp.join(teacher_root, task, 'significance_written')) for task in tasks])
+
+    # 3. every row x seed in one queue, row by row (both tasks), so that an interrupted run
+    # leaves whole rows
+    jobs, keys = [], []
+    student_backbone = pretrained['student'] if regime['pretrained_student'] else None
+    rows = {task: {'student': TASKS[task]['student'], **_configs(task, methods)}
+            for task in tasks}
+    for index in range(max(len(r) for r in rows.values())):
+        for task in tasks:
+            if index >= len(rows[task]):
+                continue
+            spec = TASKS[task]
+            name, config = list(rows[task].items())[index]
+            overrides = {} if name == 'student' else {
+                'model.teacher_ckpt': teachers[task]['ckpt']}
+            for seed in seeds:
+                keys.append((task, name, seed))
+                # the student alone is validated along the way too: is it near its plateau?
+                jobs.append(dict(work_dir=osp.join(root, task, name, f'seed{seed}'),
+                                 config=config, data_root=data_root,
+                                 iters=regime['student_iters'], metric=spec['metric'],
+                                 seed=seed, pretrained=student_backbone, overrides=overrides,
+                                 val_interval=(max(1, regime['student_iters'] // 4)
+                                               if name == 'student' else None)))
+    results = {task: dict(metric=TASKS[task]['metric_name'], teacher=teachers[task], rows={})
+               for task in tasks}
+    for (task, name, seed), result in zip(keys, _results(pool, jobs)):
+        if result is not None:
+            results[task]['rows'].setdefault(name, {})[seed] = result
+    return results
+
+
+def _results(pool: Optional[Pool], jobs: List[dict]) -> list:
+    """Run ``train_once`` jobs in ``pool``, or (no pool) read those that finished."""
+    if pool is None:
+        return [finished(job['work_dir']) for job in jobs]
+    return pool.map(train_once, jobs)
+
+
+def _configs(task: str, methods: Optional[List[str]]) -> Dict[str, str]:
+    """``{name: config}`` of the ``methods`` that exist for ``task``'s pair, in the order
+    given (all, by name, without ``methods``)."""
+    found = method_configs(PAIR_OF_TASK[task])
+    return found if not methods else {m: found[m] for m in methods if m in found}
+
+
+# ---------------------------------------------------------------- report
 def table_rows(result: dict) -> List[dict]:
-    """One dict per row: student first, then methods by mean metric, best first."""
+    """One dict per row: the student first, then the methods by paired gain, best first.
+
+    ``result['rows']`` maps a row name to ``{seed: dict(value=..., seconds=...)}``.
+    """
     teacher = result['teacher']['value']
-    student_mean, _ = summarize([r['value'] for r in result['rows']['student']])
+    student = {s: r['value'] for s, r in result['rows']['student'].items()}
+    student_mean, _ = summarize(list(student.values()))
     rows = []
     for name, runs in result['rows'].items():
-        mean, std = summarize([r['value'] for r in runs])
-        rows.append(dict(method=name, mean=mean, std=std, seeds=len(runs),
-                         gain=mean - student_mean,
-                         gap_closed=gap_closed(mean, student_mean, teacher),
-                         seconds=statistics.fmean(r['seconds'] for r in runs)))
-    student = rows.pop(0)
-    return [student] + sorted(rows, key=lambda r: -r['mean'])
+        values = {s: r['value'] for s, r in runs.items()}
+        mean, std = summarize(list(values.values()))
+        gain = paired_gain(values, student)
+        rows.append(dict(method=name, mean=mean, std=std, seeds=len(values), **gain,
+                         gap_closed=gap_closed(student_mean + gain['gain'], student_mean,
+                                               teacher),
+                         seconds=statistics.fmean(r['seconds'] for r in runs.values())))
+    first = rows.pop(next(i for i, r in enumerate(rows) if r['method'] == 'student'))
+    return [first] + sorted(rows, key=lambda r: -r['gain'])
 
 
-def format_markdown(results: Dict[str, dict], command: str, budget: dict) -> str:
-    scale = {'bbox_mAP': 100.0, 'mIoU': 1.0}  # both as percentages
-    lines = ['# Accuracy of every method on the embedded digits dataset', '',
-             f'Command: `{command}`', '',
-             f'Machine: {os.cpu_count()} CPU cores, no GPU; {time.strftime("%Y-%m-%d")}. '
-             f'Budget: {budget["num_train"]} training / {budget["num_val"]} validation '
-             f'images, teacher {budget["teacher_iters"]} iterations, students '
-             f'{budget["student_iters"]} iterations, from scratch. Metrics in percent; '
-             '"gap closed" is (method - student) / (teacher - student). Methods whose gain '
-             'lay within twice the student\'s seed spread were rerun with more seeds '
-             '(mean +- sample std).', '']
+SCALE = {'bbox_mAP': 100.0, 'mIoU': 1.0}  # both reported as percentages
+
+
+def format_markdown(results: Dict[str, dict], command: str, regime_name: str, regime: dict,
+                    seeds: List[int], minutes: Optional[float] = None) -> str:
+    pre = regime['pretrain']
+    lines = [
+        '# Accuracy of every method on the embedded digits dataset', '',
+        f'Command: `{command}`', '',
+        f'Machine: {os.cpu_count()} CPU cores, no GPU; {time.strftime("%Y-%m-%d")}. '
+        f'Regime `{regime_name}`: {regime["num_train"]} training / {regime["num_val"]} '
+        f'validation images; '
+        + ('no pretraining' if pre is None else
+           'teacher backbone pretrained on digit classification (`mmkd/engine/pretrain.py`), '
+           + ('student backbones too' if regime['pretrained_student']
+              else 'students from random initialisation'))
+        + f'; teacher {regime["teacher_iters"]} iterations, every student '
+        f'{regime["student_iters"]} iterations; seeds {seeds}; torch threads per run '
+        f'{_threads_of(results)}'
+        + (f'; wall time of this call {minutes:.0f} min' if minutes is not None else '') + '.',
+        '',
+        'Metrics in percent. "gain" is the mean over seeds of (method - student) with the same '
+        'seed (same initialisation and data order), with its 95% t interval; "resolved" says '
+        'whether the interval excludes 0; "gap closed" is gain / (teacher - student mean).', '']
     for task, result in results.items():
-        k = scale.get(result['metric'], 1.0)
+        k = SCALE.get(result['metric'], 1.0)
         teacher = result['teacher']
         lines += [f'## {task}: {result["metric"]} (teacher {k * teacher["value"]:.2f}, '
-                  f'trained in {teacher["seconds"]:.0f} s; student seed spread '
-                  f'{k * result["noise"]:.2f})', '',
-                  f'| method | {result["metric"]} | seeds | gain over student | gap closed '
-                  '| train s |', '|---|---|---|---|---|---|']
+                  f'trained in {teacher["seconds"]:.0f} s)', '',
+                  f'Teacher validation curve (iteration: metric): {_curve(teacher, k)}.',
+                  'Student alone, per seed: ' + '; '.join(
+                      f'seed {seed}: {_curve(run, k)}'
+                      for seed, run in sorted(result['rows']['student'].items())) + '.', '',
+                  f'| method | {result["metric"]} mean +- std | seeds | gain [95% interval] '
+                  '| resolved | gap closed | train s |', '|---|---|---|---|---|---|---|']
         for row in table_rows(result):
-            spread = f' +- {k * row["std"]:.2f}' if row['seeds'] > 1 else ''
-            lines.append(f'| {row["method"]} | {k * row["mean"]:.2f}{spread} | {row["seeds"]} '
-                         f'| {k * row["gain"]:+.2f} | {100 * row["gap_closed"]:.0f}% '
-                         f'| {row["seconds"]:.0f} |')
+            interval = (f' [{k * row["low"]:+.2f}, {k * row["high"]:+.2f}]'
+                        if math.isfinite(row['low']) else '')
+            lines.append(
+                f'| {row["method"]} | {k * row["mean"]:.2f} +- {k * row["std"]:.2f} '
+                f'| {row["seeds"]} | {k * row["gain"]:+.2f}{interval} '
+                f'| {"-" if row["method"] == "student" else row["resolved"]} '
+                f'| {100 * row["gap_closed"]:.0f}% | {row["seconds"]:.0f} |')
         lines.append('')
     return '\n'.join(lines)
 
 
+def _curve(run: dict, scale: float) -> str:
+    return ', '.join(f'{it}: {scale * v:.1f}' for it, v in run.get('curve') or []) or '-'
+
+
+def _threads_of(results: Dict[str, dict]) -> str:
+    """The thread counts the runs in ``results`` used (one number when they agree)."""
+    counts = sorted({r.get('threads') for res in results.values()
+                     for runs in res['rows'].values() for r in runs.values()} - {None})
+    return '/'.join(map(str, counts)) or '?'
+
+
 def draw_chart(results: Dict[str, dict], path: str) -> None:
+    """Per task, each method's paired gain over the student with its 95% interval."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 6), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 7), squeeze=False)
     for ax, (task, result) in zip(axes[0], results.items()):
-        rows = table_rows(result)
-        names = [r['method'] for r in rows]
-        ax.barh(names, [r['mean'] for r in rows], xerr=[r['std'] for r in rows],
-                color=['grey'] + ['tab:blue'] * (len(rows) - 1))
-        ax.axvline(result['teacher']['value'], color='tab:red', linestyle='--',
-                   label='teacher')
+        k = SCALE.get(result['metric'], 1.0)
+        rows = table_rows(result)[1:]
+        student_mean = summarize([r['value'] for r in result['rows']['student'].values()])[0]
+        gains = [k * r['gain'] for r in rows]
+        lows = [k * (r['gain'] - r['low']) if math.isfinite(r['low']) else 0 for r in rows]
+        highs = [k * (r['high'] - r['gain']) if math.isfinite(r['high']) else 0 for r in rows]
+        colours = {'above': 'tab:green', 'below': 'tab:red', 'no': 'tab:grey'}
+        ax.barh([r['method'] for r in rows], gains, xerr=[lows, highs], capsize=3,
+                color=[colours[r['resolved']] for r in rows])
+        ax.axvline(0, color='black', linewidth=0.8)
+        ax.axvline(k * (result['teacher']['value'] - student_mean), color='tab:red',
+                   linestyle='--', label='teacher - student')
         ax.invert_yaxis()
-        ax.set_xlabel(result['metric'])
-        ax.set_title(f'{task}: student and distilled students')
+        ax.set_xlabel(f'gain in {result["metric"]} over the student (95% interval)')
+        ax.set_title(f'{task}: green = resolved above 0, red = below, grey = not resolved')
         ax.legend(loc='lower right')
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -195,40 +431,54 @@ def draw_chart(results: Dict[str, dict], path: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> Dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--regime', choices=list(REGIMES), default='pretrained')
     parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS))
     parser.add_argument('--methods', nargs='+', help='method names (default: all of the pair)')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
-    parser.add_argument('--noise-seeds', nargs='*', type=int, default=[1, 2])
-    parser.add_argument('--budget', choices=list(BUDGETS), default='full')
-    parser.add_argument('--student-iters', type=int, help="override the budget's")
-    parser.add_argument('--teacher-iters', type=int, help="override the budget's")
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='worker processes (0: run in this process)')
+    parser.add_argument('--threads', type=int,
+                        help='torch threads per run (default: CPU cores / jobs)')
+    parser.add_argument('--student-iters', type=int, help="override the regime's")
+    parser.add_argument('--teacher-iters', type=int, help="override the regime's")
     parser.add_argument('--work-dir', default='work_dirs/benchmark_accuracy')
     parser.add_argument('--out', default='benchmarks/RESULTS.md')
     parser.add_argument('--chart', default='benchmarks/results.png')
+    parser.add_argument('--json', help='also write the raw results here')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: the table of the runs finished so far')
     args = parser.parse_args(argv)
-    budget = dict(BUDGETS[args.budget])
+    if args.methods:
+        known = set(method_configs(PAIR_OF_TASK['det'])) | set(
+            method_configs(PAIR_OF_TASK['seg']))
+        unknown = sorted(set(args.methods) - known - {'student'})
+        if unknown:
+            raise SystemExit(f'unknown methods {unknown}; known: {sorted(known)}')
+    regime = dict(REGIMES[args.regime])
     for key in ('student_iters', 'teacher_iters'):
         if getattr(args, key) is not None:
-            budget[key] = getattr(args, key)
-    results = {}
-    for task in args.tasks:
-        methods = args.methods
-        if methods:  # names are per pair: keep those of this task
-            available = method_configs(PAIR_OF_TASK[task])
-            methods = [m for m in methods if m in available] or None
-            if methods is None:
-                continue
-        results[task] = run_task(task, osp.abspath(args.work_dir), budget, methods,
-                                 args.seeds, args.noise_seeds)
-    command = 'python tools/benchmark_accuracy.py ' + ' '.join(argv if argv is not None
-                                                               else sys.argv[1:])
-    text = format_markdown(results, command.strip(), budget)
+            regime[key] = getattr(args, key)
+    start = time.time()
+    threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+    pool = None if args.report_only else Pool(args.jobs, threads)
+    try:
+        results = run_benchmark(args.tasks, args.regime, regime, osp.abspath(args.work_dir),
+                                args.methods, args.seeds, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    command = 'python tools/benchmark_accuracy.py ' + ' '.join(
+        argv if argv is not None else sys.argv[1:])
+    text = format_markdown(results, command.strip(), args.regime, regime, args.seeds,
+                           None if args.report_only else (time.time() - start) / 60)
     print(text)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        f.write(text)
+    for path, content in ((args.out, text), (args.json, json.dumps(results, indent=1))):
+        if path:
+            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(content)
     draw_chart(results, args.chart)
     print(f'written: {args.out}, {args.chart}')
     return results

@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import Optional
 
 try:
     import mmkd  # noqa: F401
@@ -25,6 +26,7 @@ from mmengine.runner import Runner
 
 from mmkd.datasets import make_digits_dataset
 from mmkd.engine.export import export_student
+from mmkd.engine.pretrain import set_pretrained_backbone
 from mmkd.engine.runtime import load_config, set_data_root
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -50,29 +52,49 @@ BUDGETS = {
 }
 
 
-def run(config: str, work_dir: str, data_root: str, iters: int, metric: str,
-        **overrides) -> tuple:
+def run(config: str, work_dir: str, data_root: str, iters: int, metric: str, seed: int = 0,
+        pretrained: Optional[str] = None, val_interval: Optional[int] = None,
+        save_checkpoint: bool = True, **overrides) -> tuple:
     """Train ``config`` for ``iters`` iterations, then test it; returns (metric, last ckpt).
+
+    ``seed`` fixes initialisation and data order (mmengine's ``randomness``), so the same call
+    gives the same numbers on the same machine and thread count. ``pretrained``: a backbone
+    checkpoint loaded through ``init_cfg=dict(type='Pretrained')`` (the student's, for a
+    distillation config; :mod:`mmkd.engine.pretrain`). ``val_interval``: validate every that
+    many iterations as well (a learning curve in the work dir's scalars); by default only the
+    final model is evaluated. Without ``save_checkpoint`` nothing is written but logs, and the
+    returned checkpoint is None.
 
     mmdet's CocoMetric reports nothing when no box scores above the threshold (an untrained
     model): that is an mAP of 0.
     """
     cfg = load_config(config, work_dir=work_dir)
     set_data_root(cfg, data_root)
+    set_pretrained_backbone(cfg, pretrained)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    # mmengine keeps one visualizer per name for the whole process: without a name of its
+    # own, a second run in this process would log its scalars into the first run's folder.
+    cfg.visualizer.name = f'visualizer:{osp.abspath(work_dir)}:{time.time()}'
     cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters  # validate (and keep the best checkpoint) at the end
-    cfg.default_hooks.checkpoint.interval = iters
+    # Validation only where asked: the test at the end evaluates the final model anyway.
+    cfg.train_cfg.val_interval = val_interval or iters
+    cfg.train_cfg.val_begin = val_interval or iters + 1
+    cfg.default_hooks.checkpoint.interval = iters if save_checkpoint else -1
+    cfg.default_hooks.checkpoint.save_last = save_checkpoint
+    cfg.default_hooks.checkpoint.save_best = None
     cfg.param_scheduler[-1].end = iters
     cfg.param_scheduler[0].end = min(cfg.param_scheduler[0].end, max(iters // 10, 1))
     cfg.default_hooks.logger.interval = max(1, min(20, iters // 10))
+    cfg.default_hooks.logger.log_metric_by_epoch = False  # validation scalars by iteration
     cfg.merge_from_dict(overrides)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
-    return float(metrics.get(metric, 0.0)), osp.join(work_dir, f'iter_{iters}.pth')
+    ckpt = osp.join(work_dir, f'iter_{iters}.pth') if save_checkpoint else None
+    return float(metrics.get(metric, 0.0)), ckpt
 
 
-def run_task(task: str, work_dir: str, budget: dict) -> dict:
+def run_task(task: str, work_dir: str, budget: dict, seed: int = 0) -> dict:
     spec = TASKS[task]
     data_root = osp.join(work_dir, 'data', 'digits')
     if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
@@ -83,7 +105,7 @@ def run_task(task: str, work_dir: str, budget: dict) -> dict:
         start = time.time()
         iters = budget['teacher_iters'] if role == 'teacher' else budget['student_iters']
         value, ckpt = run(spec[role], osp.join(work_dir, task, role), data_root, iters,
-                          spec['metric'])
+                          spec['metric'], seed=seed)
         times[role] = time.time() - start
         result[role] = {spec['metric_name']: value}
         if role == 'teacher':
@@ -91,7 +113,7 @@ def run_task(task: str, work_dir: str, budget: dict) -> dict:
     start = time.time()
     distill_dir = osp.join(work_dir, task, 'distilled')
     value, ckpt = run(spec['distill'], distill_dir, data_root, budget['student_iters'],
-                      spec['metric'], **{'model.teacher_ckpt': teacher_ckpt})
+                      spec['metric'], seed=seed, **{'model.teacher_ckpt': teacher_ckpt})
     times['distilled'] = time.time() - start
     result['distilled'] = {spec['metric_name']: value}
     exported, student_config = export_student(ckpt, osp.join(distill_dir, 'student_exported.pth'))
@@ -117,10 +139,14 @@ def main(argv=None) -> dict:
     parser.add_argument('--json', default=None, help='where to write the results (JSON)')
     parser.add_argument('--task', choices=['det', 'seg', 'both'], default='both')
     parser.add_argument('--quick', action='store_true', help='tiny budget: a smoke run')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='fixes initialisation and data order: the same command gives the '
+                        'same table')
     args = parser.parse_args(argv)
     budget = BUDGETS['quick' if args.quick else 'full']
     tasks = ['det', 'seg'] if args.task == 'both' else [args.task]
-    results = {task: run_task(task, osp.abspath(args.work_dir), budget) for task in tasks}
+    results = {task: run_task(task, osp.abspath(args.work_dir), budget, args.seed)
+               for task in tasks}
     print('\n' + format_table(results))
     json_path = args.json or osp.join(args.work_dir, 'results.json')
     os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)

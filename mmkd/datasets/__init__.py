@@ -2,7 +2,8 @@
 significance-based training subset (see :mod:`mmkd.datasets.significance`)."""
 from .coco_check import check_coco_annotations
 from .digits import (DIGIT_CLASSES, DIGIT_PALETTE, SEG_CLASSES, SEG_PALETTE, DigitsImage,
-                     DigitsSegDataset, make_digits_dataset, render_image)
+                     DigitsSegDataset, digit_classification_set, make_digits_dataset,
+                     render_image)
 from .significance import (SignificanceSubset, default_significance_file,
                            detection_significance, image_key, read_significance_file,
                            segmentation_significance, select_by_significance,
@@ -10,7 +11,7 @@ from .significance import (SignificanceSubset, default_significance_file,
 
 __all__ = [
     'DIGIT_CLASSES', 'DIGIT_PALETTE', 'SEG_CLASSES', 'SEG_PALETTE', 'DigitsImage',
-    'DigitsSegDataset', 'check_coco_annotations', 'make_digits_dataset', 'render_image',
+    'DigitsSegDataset', 'check_coco_annotations', 'digit_classification_set', 'make_digits_dataset', 'render_image',
     'SignificanceSubset', 'default_significance_file', 'detection_significance', 'image_key',
     'read_significance_file', 'segmentation_significance', 'select_by_significance',
     'write_significance_file'

@@ -50,8 +50,10 @@ DIGIT_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [
                  [23, 190, 207]]
 SEG_PALETTE = [[0, 0, 0]] + DIGIT_PALETTE
 
-# Which random stream each split draws from (part of the per-image seed).
-_SPLIT_IDS = {'train': 0, 'val': 1}
+# Which random stream each split draws from (part of the per-image seed). 'pretrain' feeds
+# backbone pretraining (:func:`digit_classification_set`): its images are never those of
+# 'train' or 'val'.
+_SPLIT_IDS = {'train': 0, 'val': 1, 'pretrain': 2}
 # A pixel belongs to a digit where its upscaled intensity (0..1) exceeds this; 0.5 keeps the
 # strokes about as thick as they look in the 8x8 scan.
 _MASK_THRESHOLD = 0.5
@@ -198,6 +200,33 @@ def _contrasting_colour(rng: np.random.RandomState, under: np.ndarray) -> np.nda
     luminance = under.astype(np.float32).mean(0) @ np.array([0.299, 0.587, 0.114], np.float32)
     colour = rng.randint(_COLOUR_SPREAD, size=3)
     return colour if luminance >= 128 else colour + _BRIGHT_MIN
+
+
+def digit_classification_set(num_images: int, size: int = 64, seed: int = 0,
+                             start: int = 0, min_scale: Optional[int] = None,
+                             max_scale: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """One digit on a photo crop per image, labelled with that digit: the classification task
+    backbones are pretrained on (the embedded stand-in for ImageNet).
+
+    The images come from the ``'pretrain'`` random stream of :func:`render_image`, so they
+    share the detection / segmentation images' sources (digit scans, photo crops) and, by
+    default, digit sizes (5/16 to 7/8 of ``size``: 20-56 px at 64, as in the 128 px detection
+    images) but are never the validation (or training) images. Images
+    ``start .. start + num_images - 1`` are returned: two disjoint ranges give a training and
+    a held-out set.
+
+    Returns:
+        ``(images, labels)``: uint8 RGB ``(num_images, size, size, 3)`` and int64 digits.
+    """
+    min_scale = round(size * 5 / 16) if min_scale is None else min_scale
+    max_scale = round(size * 7 / 8) if max_scale is None else max_scale
+    images = np.empty((num_images, size, size, 3), np.uint8)
+    labels = np.empty(num_images, np.int64)
+    for i in range(num_images):
+        sample = render_image(seed, 'pretrain', start + i, size=size, min_digits=1,
+                              max_digits=1, min_scale=min_scale, max_scale=max_scale)
+        images[i], labels[i] = sample.image, sample.instances[0].digit
+    return images, labels
 
 
 def make_digits_dataset(out_dir: str,

@@ -390,3 +390,18 @@ def test_teacher_replay_errors_name_the_problem():
     cfg = distiller_cfg(teacher_replays=dict(r=dict(method='bbox_head.forwrd', args=[])))
     with pytest.raises(KeyError, match="no method 'forwrd'"):
         build(cfg)
+
+
+def test_student_is_initialised_as_when_it_trains_alone():
+    """Building the teacher, connectors and losses draws on a copy of the random state, so
+    a seed gives the distilled student the plain student's initial weights."""
+    from mmkd.models.distillers.model_config import resolve_model_cfg
+    torch.manual_seed(3)
+    plain = build(resolve_model_cfg(RETINA_S, 'student')[0])
+    plain.init_weights()
+    torch.manual_seed(3)
+    model = build(distiller_cfg(connectors=dict(c=dict(type='ConvConnector', in_channels=256,
+                                                       out_channels=256))))
+    model.init_weights()
+    own = model.student.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in plain.state_dict().items())

@@ -191,3 +191,34 @@ def test_plot_weights_without_weights_with_extra_scalars_and_resumed_runs(tmp_pa
 
     with pytest.raises(FileNotFoundError, match='vis_data/scalars.json'):
         plot_weights.find_scalar_files(str(tmp_path / '20240101_000000' / 'vis_data'))
+
+
+def test_loss_balance_reports_value_gradient_ratio_and_cosine(digits_root, det_teacher_ckpt,
+                                                              tmp_path):
+    """Gradients on the shared neck: the task's own row is ratio 1, cosine 1; a distillation
+    loss that only exists on the student side of the neck gets a real gradient there."""
+    tool = load_tool('loss_balance')
+    config = f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py'
+    out = tmp_path / 'balance.json'
+    name = 'fitnet_fpn_retina-r18_retina-r18w32_digits'
+    balance = tool.main([config, '--teacher-ckpt', det_teacher_ckpt, '--data-root',
+                         str(digits_root), '--batches', '2', '--json', str(out),
+                         '--cfg-options', 'train_dataloader.batch_size=2'])[name]
+    assert set(balance) == {'task', 'distill.loss_fpn0', 'distill.loss_fpn1',
+                            'distill.loss_fpn2'}
+    assert balance['task']['ratio'] == pytest.approx(1.0)
+    assert balance['task']['cosine'] == pytest.approx(1.0, abs=1e-5)
+    for loss in ('distill.loss_fpn0', 'distill.loss_fpn1', 'distill.loss_fpn2'):
+        assert balance[loss]['value'] > 0 and balance[loss]['grad_norm'] > 0
+        assert -1.0 <= balance[loss]['cosine'] <= 1.0
+    saved = json.loads(out.read_text())[name]
+    assert saved['task']['value'] == pytest.approx(balance['task']['value'])
+    # a loss of twice the weight has twice the value and gradient, the same direction
+    doubled = tool.main([config, '--teacher-ckpt', det_teacher_ckpt, '--data-root',
+                         str(digits_root), '--batches', '2', '--cfg-options',
+                         'train_dataloader.batch_size=2',
+                         'model.distill_losses.loss_fpn0.loss_weight=2.0'])[name]
+    row, twice = balance['distill.loss_fpn0'], doubled['distill.loss_fpn0']
+    assert twice['value'] == pytest.approx(2 * row['value'], rel=1e-4)
+    assert twice['ratio'] == pytest.approx(2 * row['ratio'], rel=1e-4)
+    assert twice['cosine'] == pytest.approx(row['cosine'], abs=1e-4)

@@ -13,50 +13,80 @@ import benchmark_accuracy  # noqa: E402
 
 def fake_result(student, methods, teacher=0.5):
     def runs(values):
-        return [dict(value=v, seconds=10.0, seed=i) for i, v in enumerate(values)]
+        return {seed: dict(value=v, seconds=10.0) for seed, v in enumerate(values)}
     rows = dict(student=runs(student), **{k: runs(v) for k, v in methods.items()})
-    return dict(metric='bbox_mAP', teacher=dict(value=teacher, seconds=100.0), rows=rows,
-                noise=benchmark_accuracy.summarize(student)[1])
+    return dict(metric='bbox_mAP', teacher=dict(value=teacher, seconds=100.0, curve=[[2, 0.4]]),
+                rows=rows)
 
 
-def test_gain_gap_and_noise_arithmetic():
-    result = fake_result([0.1, 0.12, 0.14], {'a': [0.3], 'b': [0.13, 0.11, 0.15]})
-    rows = {r['method']: r for r in benchmark_accuracy.table_rows(result)}
-    assert rows['a']['gain'] == pytest.approx(0.18)
-    assert rows['a']['gap_closed'] == pytest.approx(0.18 / 0.38)
-    assert rows['b']['std'] == pytest.approx(0.02)
-    assert [r['method'] for r in benchmark_accuracy.table_rows(result)] == ['student', 'a', 'b']
-    assert benchmark_accuracy.within_noise([0.13], [0.1, 0.12, 0.14], noise=0.02)
-    assert not benchmark_accuracy.within_noise([0.3], [0.1, 0.12, 0.14], noise=0.02)
+def test_paired_interval_arithmetic():
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.3027 -> half width 2.4841
+    g = benchmark_accuracy.paired_gain({0: 2.0, 1: 4.0, 2: 6.0}, {0: 1.0, 1: 2.0, 2: 3.0})
+    assert g['gain'] == pytest.approx(2.0)
+    assert (g['low'], g['high']) == pytest.approx((2 - 2.48414, 2 + 2.48414), abs=1e-4)
+    assert g['resolved'] == 'no' and g['pairs'] == 3
+    # consistent differences resolve even when the seeds themselves vary a lot
+    g = benchmark_accuracy.paired_gain({0: 1.2, 1: 5.15, 2: 3.08}, {0: 1.0, 1: 5.0, 2: 2.9})
+    assert g['resolved'] == 'above' and g['low'] > 0
+    g = benchmark_accuracy.paired_gain({0: 0.8, 1: 4.9, 2: 2.7}, {0: 1.0, 1: 5.0, 2: 2.9})
+    assert g['resolved'] == 'below' and g['high'] < 0
+    # only common seeds pair up; one pair gives an unbounded interval
+    g = benchmark_accuracy.paired_gain({0: 2.0, 5: 9.0}, {0: 1.0, 1: 3.0})
+    assert g['pairs'] == 1 and g['gain'] == 1.0 and math.isinf(g['low'])
+    assert g['resolved'] == 'no'
+    with pytest.raises(ValueError, match='no common seed'):
+        benchmark_accuracy.paired_gain({3: 1.0}, {0: 1.0})
     assert math.isnan(benchmark_accuracy.gap_closed(0.2, 0.3, 0.3))
 
 
+def test_rows_sorted_by_gain_with_gap_closed():
+    result = fake_result([0.1, 0.12, 0.14], {'a': [0.3, 0.33, 0.33], 'b': [0.13, 0.11, 0.15]})
+    rows = benchmark_accuracy.table_rows(result)
+    assert [r['method'] for r in rows] == ['student', 'a', 'b']
+    a = rows[1]
+    assert a['gain'] == pytest.approx(0.2) and a['resolved'] == 'above'
+    assert a['gap_closed'] == pytest.approx(0.2 / 0.38)
+    assert rows[2]['std'] == pytest.approx(0.02) and rows[2]['resolved'] == 'no'
+
+
 def test_markdown_and_chart_from_results(tmp_path):
-    results = {'det': fake_result([0.1, 0.12], {'a': [0.3], 'b': [0.2]})}
+    results = {'det': fake_result([0.1, 0.12], {'a': [0.3, 0.34], 'b': [0.2, 0.2]})}
     text = benchmark_accuracy.format_markdown(
-        results, 'python tools/benchmark_accuracy.py', benchmark_accuracy.BUDGETS['quick'])
+        results, 'python tools/benchmark_accuracy.py', 'quick',
+        benchmark_accuracy.REGIMES['quick'], [0, 1])
     table = [line for line in text.splitlines() if line.startswith('| ')]
     assert [line.split(' | ')[0][2:] for line in table[1:]] == ['student', 'a', 'b']
-    assert '| a | 30.00 | 1 | +19.00 | 49% | 10 |' in text
+    # gain 0.21, differences 0.20 / 0.22: sd 0.01414, t(0.975, 1) = 12.706 -> +- 0.127
+    assert '| a | 32.00 +- 2.83 | 2 | +21.00 [+8.29, +33.71] | above | 54% | 10 |' in text
+    assert 'Teacher validation curve (iteration: metric): 2: 40.0.' in text
     chart = tmp_path / 'chart.png'
     benchmark_accuracy.draw_chart(results, str(chart))
     assert matplotlib.image.imread(str(chart)).shape[0] > 100
 
 
-def test_tiny_real_benchmark_writes_table_and_chart(tmp_path, monkeypatch):
-    monkeypatch.setitem(benchmark_accuracy.BUDGETS, 'quick', dict(
-        num_train=16, num_val=8, teacher_iters=4, student_iters=2))
+def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     out, chart = tmp_path / 'RESULTS.md', tmp_path / 'results.png'
-    args = ['--tasks', 'det', '--methods', 'fitnet_fpn', '--budget', 'quick', '--seeds', '0',
-            '--noise-seeds', '1', '--work-dir', str(tmp_path / 'work'), '--out', str(out),
-            '--chart', str(chart)]
+    # segmentation: mIoU exists at any accuracy (a 4-iteration detector may find no box)
+    args = ['--regime', 'quick', '--tasks', 'seg', '--methods', 'fitnet_fpn', '--seeds', '0',
+            '1', '--jobs', '0', '--threads', '1', '--work-dir', str(tmp_path / 'work'),
+            '--out', str(out), '--chart', str(chart)]
     results = benchmark_accuracy.main(args)
-    assert set(results['det']['rows']) == {'student', 'fitnet_fpn'}
-    assert len(results['det']['rows']['student']) == 2  # seed 0 and the noise seed
+    rows = results['seg']['rows']
+    assert set(rows) == {'student', 'fitnet_fpn'} and set(rows['student']) == {0, 1}
+    assert all(r['threads'] == 1 for r in rows['student'].values())
+    # learning curves by iteration: the teacher's every iteration here, the student's 2 points
+    assert [it for it, _ in results['seg']['teacher']['curve']] == [1, 2, 3, 4]
+    assert [it for it, _ in rows['student'][0]['curve']] == [1, 2]
+    assert rows['fitnet_fpn'][0]['curve'] == []
     text = out.read_text()
     assert '| fitnet_fpn |' in text and '| student |' in text
+    assert 'pretrained on digit classification' in text and 'student backbones too' in text
     assert matplotlib.image.imread(str(chart)).ndim == 3
-    # a second call reuses every finished run
+    # a second call reuses every finished run, and a killed run is the only one redone
+    run_dir = tmp_path / 'work' / 'quick_16-8_t4_s2' / 'seg' / 'fitnet_fpn' / 'seed1'
+    (run_dir / 'result.json').unlink()
     again = benchmark_accuracy.main(args)
-    assert again['det']['rows']['fitnet_fpn'][0]['seconds'] == \
-        results['det']['rows']['fitnet_fpn'][0]['seconds']
+    assert again['seg']['rows']['student'][0]['seconds'] == rows['student'][0]['seconds']
+    assert again['seg']['rows']['fitnet_fpn'][1]['value'] == rows['fitnet_fpn'][1]['value']
+    with pytest.raises(SystemExit, match='unknown methods'):
+        benchmark_accuracy.main(args + ['--methods', 'fitnett_fpn'])

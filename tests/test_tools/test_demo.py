@@ -1,9 +1,10 @@
-"""The README's demo command, on its quick budget (slow: a few minutes)."""
+"""The README's demo command, on its quick budget (slow: a few minutes), and its seeding."""
 import json
+import os.path as osp
 
 import pytest
 import torch
-from tool_runs import run_tool
+from tool_runs import DET_DISTILL, REPO, run_tool
 
 
 @pytest.mark.slow
@@ -19,3 +20,21 @@ def test_quick_demo_trains_evaluates_and_exports(tmp_path):
         exported = torch.load(results[task]['exported_student_ckpt'], weights_only=False)
         assert not any(k.startswith(('teacher.', 'student.')) for k in exported['state_dict'])
         assert results[task]['student_config'].endswith('.py')
+
+
+def test_same_seed_gives_the_same_run_and_another_seed_does_not(tmp_path, digits_root,
+                                                                det_teacher_ckpt):
+    """The demo's and the benchmark's runs are seeded: same seed, same weights and metric."""
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from demo import run
+
+    def weights(seed, name):
+        value, ckpt = run(DET_DISTILL, str(tmp_path / name), str(digits_root), 2,
+                          'coco/bbox_mAP', seed=seed, **{'model.teacher_ckpt': det_teacher_ckpt})
+        return value, torch.load(ckpt, weights_only=False)['state_dict']
+
+    (value_a, a), (value_b, b), (_, c) = weights(0, 'a'), weights(0, 'b'), weights(1, 'c')
+    assert value_a == value_b
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

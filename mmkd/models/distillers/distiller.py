@@ -102,6 +102,10 @@ class Distiller(BaseModel):
         student_cfg, _ = resolve_model_cfg(student, 'student')
         teacher_cfg, _ = resolve_model_cfg(teacher, 'teacher')
         self.student = MODELS.build(copy.deepcopy(student_cfg))
+        # Whatever is built after the student draws from a copy of torch's random state: with
+        # the same seed, the student is initialised exactly as when it trains alone, so a
+        # distilled and a plain student compare seed by seed.
+        rng_after_student = torch.get_rng_state()
         self.teacher = MODELS.build(copy.deepcopy(teacher_cfg))
         self.student_cfg = student_cfg
 
@@ -146,6 +150,7 @@ class Distiller(BaseModel):
         self.weighting.bind(list(self.distill_losses), self.student)
         self.teacher_forward_mode = self._choose_teacher_forward_mode(teacher_forward_mode)
         self._gradients: Dict[int, Tensor] = {}  # id(recorded tensor) -> its gradient, per step
+        torch.set_rng_state(rng_after_student)
 
     # ------------------------------------------------------------------ teacher
     def _load_teacher(self, teacher_ckpt: Optional[str]) -> None:
