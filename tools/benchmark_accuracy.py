@@ -1,8 +1,8 @@
 """Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
     python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg]
-        [--methods pkd_fpn ...] [--seeds 0 1 2] [--jobs 2] [--student-iters N]
-        [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy]
+        [--methods pkd_fpn ...] [--seeds 0 1 2] [--jobs 1] [--threads N] [--student-iters N]
+        [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
@@ -20,12 +20,16 @@ width, mIoU) and regime it
 
 Runs go to ``--jobs`` worker processes with ``--threads`` torch threads each (default: the
 cores shared out); a run's numbers depend on its thread count, so the same command gives the
-same table. On this 2-core machine one process with 2 threads trains more per second than two
-with one each (memory bandwidth), hence ``--jobs 1``. Every finished run leaves
-``result.json`` in its own folder (regime, schedule, seed in the path) and is never run again:
-a killed benchmark redoes only what is missing, and a later call with other ``--methods``
-extends the same table. The Markdown table goes to ``--out``, the chart (gains with their
-interval whiskers) to ``--chart``.
+same table. Default ``--jobs 1``: on this 2-core machine a ResNet-18 forward + backward (batch
+8, 128 px) takes 0.55 s on one thread and 0.30 s on two, so two one-thread processes could
+gain at most 10% over one two-thread process, before they compete for memory. Every
+finished run leaves ``result.json`` in its own folder (regime, schedule, seed in the path) and
+is never run again: a killed benchmark redoes only what is missing, and a later call with
+other ``--methods`` extends the same table. A run is recognised by its folder alone: after
+changing a method's config, delete that method's folder to have it rerun. ``--report-only``
+trains nothing and writes the table of the runs finished so far. The Markdown table goes to
+``--out`` (a ``## Notes`` section written by hand below it is kept), the chart (gains with
+their interval whiskers) to ``--chart``.
 """
 import argparse
 import json
@@ -305,7 +309,8 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
     for (task, name, seed), result in zip(keys, _results(pool, jobs)):
         if result is not None:
             results[task]['rows'].setdefault(name, {})[seed] = result
-    return results
+    # a task whose student alone has no finished run yet has nothing to compare with
+    return {task: result for task, result in results.items() if 'student' in result['rows']}
 
 
 def _results(pool: Optional[Pool], jobs: List[dict]) -> list:
@@ -367,7 +372,9 @@ def format_markdown(results: Dict[str, dict], command: str, regime_name: str, re
         '',
         'Metrics in percent. "gain" is the mean over seeds of (method - student) with the same '
         'seed (same initialisation and data order), with its 95% t interval; "resolved" says '
-        'whether the interval excludes 0; "gap closed" is gain / (teacher - student mean).', '']
+        'whether the interval excludes 0; "gap closed" is gain / (teacher - student mean). A '
+        'row with fewer seeds than listed is unfinished: the same command completes it (every '
+        'finished run is kept).', '']
     for task, result in results.items():
         k = SCALE.get(result['metric'], 1.0)
         teacher = result['teacher']
@@ -389,6 +396,20 @@ def format_markdown(results: Dict[str, dict], command: str, regime_name: str, re
                 f'| {100 * row["gap_closed"]:.0f}% | {row["seconds"]:.0f} |')
         lines.append('')
     return '\n'.join(lines)
+
+
+NOTES_HEADING = '## Notes'
+
+
+def kept_notes(path: str) -> str:
+    """The part of an existing report from its ``## Notes`` heading on (written by hand: the
+    regime's rationale, root causes), to be kept below a regenerated table."""
+    if not path or not osp.exists(path):
+        return ''
+    with open(path) as f:
+        text = f.read()
+    start = text.find('\n' + NOTES_HEADING)
+    return '' if start < 0 else '\n' + text[start + 1:]
 
 
 def _curve(run: dict, scale: float) -> str:
@@ -469,11 +490,12 @@ def main(argv=None) -> Dict[str, dict]:
     finally:
         if pool is not None:
             pool.close()
-    command = 'python tools/benchmark_accuracy.py ' + ' '.join(
-        argv if argv is not None else sys.argv[1:])
-    text = format_markdown(results, command.strip(), args.regime, regime, args.seeds,
+    words = [w for w in (argv if argv is not None else sys.argv[1:]) if w != '--report-only']
+    command = ' '.join(['python tools/benchmark_accuracy.py'] + words)
+    text = format_markdown(results, command, args.regime, regime, args.seeds,
                            None if args.report_only else (time.time() - start) / 60)
     print(text)
+    text += kept_notes(args.out)
     for path, content in ((args.out, text), (args.json, json.dumps(results, indent=1))):
         if path:
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

@@ -80,6 +80,11 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     assert rows['fitnet_fpn'][0]['curve'] == []
     text = out.read_text()
     assert '| fitnet_fpn |' in text and '| student |' in text
+    # notes written by hand below the table survive a regenerated table
+    out.write_text(text + '\n## Notes\n\nwhy the regime\n')
+    benchmark_accuracy.main(args + ['--report-only'])
+    assert out.read_text().endswith('\n## Notes\n\nwhy the regime\n')
+    assert out.read_text().count('## Notes') == 1
     assert 'pretrained on digit classification' in text and 'student backbones too' in text
     assert matplotlib.image.imread(str(chart)).ndim == 3
     # a second call reuses every finished run, and a killed run is the only one redone

@@ -15,7 +15,11 @@ imitates the teacher:
 so each position is masked out (zeroed in every channel) with probability :math:`\lambda`
 (``lambda_mgd``: 0.65 for detection, 0.75 for segmentation in the paper). The reduction is
 the paper code's: squared error summed over everything, divided by the batch size only, hence
-the small weight (2e-5 for COCO detection).
+the small weight (2e-5 for COCO detection). The loss therefore grows with the feature map's
+area: the COCO weight, set for P3 maps of about 100 x 168 cells, is about 65 times weaker on
+the 16 x 16 P3 of 128 px images; on the digits RetinaNet pair its neck gradient is 0.04-0.48 of
+the task's (``tools/analysis/loss_balance.py``, benchmarks/RESULTS.md). Scale ``loss_weight``
+with the map area when the images are much smaller than COCO's.
 
 The alignment (a 1x1 conv, only when the channel counts differ) and the generator are trained
 with the student; they are discarded after distillation. The mask is drawn from torch's global

@@ -55,6 +55,16 @@ per-class sigmoid dense heads) uses the raw logits, whose offset is meaningful; 
 negative top-K logits, so apply it where the teacher is confident or the location is positive
 (``weight``), as METHODS.md recommends for dense heads anyway. Samples labelled
 ``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
+
+**Measured weakness of sigmoid mode on dense heads.** A cosine between raw logit vectors
+ignores what they share, and a RetinaNet-style head starts every logit at its prior bias
+(-4.6 for p = 0.01): all vectors are then nearly parallel, whatever the classes. Ten logits at
+-4.6 with one at +2.0, the student on class 3 and the teacher on class 7: TDL 0.378 with a
+gradient norm of 0.064, where sigmoid KD gives 5.75 and 1.23. On the digits RetinaNet pair
+(``tools/analysis/loss_balance.py``, benchmarks/RESULTS.md) its gradient on the neck is 0.025
+of the task's, 19 times weaker than KD's at the same locations. Centring the logits (as
+softmax mode does) or TSM + KD (``kd_weight``) are the candidate remedies; the accuracy
+benchmark's weight sweep is to decide.
 """
 from typing import Optional, Union
 
