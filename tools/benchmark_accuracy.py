@@ -436,6 +436,9 @@ def draw_chart(results: Dict[str, dict], path: str) -> None:
         gains = [k * r['gain'] for r in rows]
         lows = [k * (r['gain'] - r['low']) if math.isfinite(r['low']) else 0 for r in rows]
         highs = [k * (r['high'] - r['gain']) if math.isfinite(r['high']) else 0 for r in rows]
+        if not rows:
+            ax.text(0.5, 0.5, 'no method row finished yet', ha='center',
+                    transform=ax.transAxes)
         colours = {'above': 'tab:green', 'below': 'tab:red', 'no': 'tab:grey'}
         ax.barh([r['method'] for r in rows], gains, xerr=[lows, highs], capsize=3,
                 color=[colours[r['resolved']] for r in rows])
