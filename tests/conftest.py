@@ -7,6 +7,19 @@ from tool_runs import DET_TEACHER, SEG_TEACHER, run_tool, tiny_config
 from mmkd.datasets import make_digits_dataset
 
 
+@pytest.fixture(scope='session', autouse=True)
+def unformatted_config_dumps():
+    """mmengine formats every config it dumps with yapf, about 1.3 s a dump on this machine
+    and several dumps per Runner (the work dir's copy, the visualizer's, ours): the suite
+    skips that cosmetic step in its own process. The text is the same Python, unindented.
+    Tools started with ``run_tool`` (their own interpreters) still format."""
+    from mmengine.config import config
+    original = config.FormatCode
+    config.FormatCode = lambda text, **kwargs: (text, False)
+    yield
+    config.FormatCode = original
+
+
 @pytest.fixture(scope='session')
 def digits_root(tmp_path_factory):
     """Root of a tiny generated digits dataset: 16 train / 8 val images of 64 px, seed 0.

@@ -1,7 +1,7 @@
 """Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
     python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg]
-        [--methods pkd_fpn ...] [--seeds 0 1 2] [--jobs 1] [--threads N] [--student-iters N]
+        [--methods pkd_fpn topkd_logits@x10 ...] [--seeds 0 1 2] [--jobs 1] [--threads N] [--student-iters N]
         [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
 
@@ -26,7 +26,10 @@ gain at most 10% over one two-thread process, before they compete for memory. Ev
 finished run leaves ``result.json`` in its own folder (regime, schedule, seed in the path) and
 is never run again: a killed benchmark redoes only what is missing, and a later call with
 other ``--methods`` extends the same table. A run is recognised by its folder alone: after
-changing a method's config, delete that method's folder to have it rerun. ``--report-only``
+changing a method's config, delete that method's folder to have it rerun. A method named
+``METHOD@xSCALE`` (e.g. ``topkd_logits@x10``) is a row of its own: the method with every
+distillation loss's ``loss_weight`` times SCALE (loss-weight sweeps); ``TASK:METHOD`` (e.g.
+``det:topkd_logits@x10``) queues a row for that task only. ``--report-only``
 trains nothing and writes the table of the runs finished so far. The Markdown table goes to
 ``--out`` (a ``## Notes`` section written by hand below it is kept), the chart (gains with
 their interval whiskers) to ``--chart``.
@@ -295,6 +298,9 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
             name, config = list(rows[task].items())[index]
             overrides = {} if name == 'student' else {
                 'model.teacher_ckpt': teachers[task]['ckpt']}
+            scale = split_sweep(name)[1]
+            if scale is not None:
+                overrides.update(loss_weight_overrides(config, scale))
             for seed in seeds:
                 keys.append((task, name, seed))
                 # the student alone is validated along the way too: is it near its plateau?
@@ -322,9 +328,49 @@ def _results(pool: Optional[Pool], jobs: List[dict]) -> list:
 
 def _configs(task: str, methods: Optional[List[str]]) -> Dict[str, str]:
     """``{name: config}`` of the ``methods`` that exist for ``task``'s pair, in the order
-    given (all, by name, without ``methods``)."""
+    given (all, by name, without ``methods``); a sweep row (``name@x<scale>``) maps to its
+    method's config."""
     found = method_configs(PAIR_OF_TASK[task])
-    return found if not methods else {m: found[m] for m in methods if m in found}
+    if not methods:
+        return found
+    configs = {}
+    for name in methods:
+        only, sep, name = name.rpartition(':')
+        if (not sep or only == task) and split_sweep(name)[0] in found:
+            configs[name] = found[split_sweep(name)[0]]
+    return configs
+
+
+SWEEP = '@x'
+
+
+def split_sweep(name: str) -> tuple:
+    """``'topkd_logits@x10'`` -> ``('topkd_logits', 10.0)``; a plain name -> ``(name, None)``.
+
+    A sweep row trains the method with every distillation loss's ``loss_weight`` multiplied by
+    the scale: the loss-weight sweep of a root-cause analysis, as rows of the same table.
+    """
+    base, sep, scale = name.partition(SWEEP)
+    if not sep:
+        return name, None
+    try:
+        return base, float(scale)
+    except ValueError:
+        raise SystemExit(f'{name!r}: a sweep row is METHOD{SWEEP}SCALE with a number, e.g. '
+                         f'{base}{SWEEP}10') from None
+
+
+def loss_weight_overrides(config: str, scale: float) -> Dict[str, float]:
+    """``cfg_options`` multiplying every ``model.distill_losses`` entry's ``loss_weight`` of
+    ``config`` by ``scale``."""
+    from mmengine.config import Config
+    overrides = {}
+    for name, loss in Config.fromfile(config).model.distill_losses.items():
+        if 'loss_weight' not in loss:
+            raise SystemExit(f'{config}: distill_losses.{name} sets no loss_weight, so a sweep '
+                             'cannot scale it; write its loss_weight in the config')
+        overrides[f'model.distill_losses.{name}.loss_weight'] = scale * loss['loss_weight']
+    return overrides
 
 
 # ---------------------------------------------------------------- report
@@ -459,7 +505,10 @@ def main(argv=None) -> Dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--regime', choices=list(REGIMES), default='pretrained')
     parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS))
-    parser.add_argument('--methods', nargs='+', help='method names (default: all of the pair)')
+    parser.add_argument('--methods', nargs='+',
+                        help='method names (default: all of the pair); METHOD@xSCALE adds a '
+                        "row with every distillation loss's loss_weight times SCALE; "
+                        'TASK:METHOD runs it for that task only (det:topkd_logits@x10)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=1,
                         help='worker processes (0: run in this process)')
@@ -477,7 +526,9 @@ def main(argv=None) -> Dict[str, dict]:
     if args.methods:
         known = set(method_configs(PAIR_OF_TASK['det'])) | set(
             method_configs(PAIR_OF_TASK['seg']))
-        unknown = sorted(set(args.methods) - known - {'student'})
+        unknown = sorted({m for m in args.methods
+                          if split_sweep(m.rpartition(':')[2])[0] not in known
+                          or m.rpartition(':')[0] not in ('', *TASKS)} - {'student'})
         if unknown:
             raise SystemExit(f'unknown methods {unknown}; known: {sorted(known)}')
     regime = dict(REGIMES[args.regime])

@@ -1,4 +1,5 @@
-"""Every embedded-dataset distillation config trains: 8 iterations of mmengine's Runner, in
+"""Every embedded-dataset distillation config trains (one per method family in the default
+suite, the others with ``-m slow``): 8 iterations of mmengine's Runner, in
 process, on one fixed batch of 4 images, with the total loss going down.
 
 The teacher is the session's tiny teacher checkpoint (tests/conftest.py); validation and
@@ -22,6 +23,31 @@ EMBEDDED = sorted(p for p in glob.glob(f'{CONFIGS}/distill/**/*_digits.py', recu
 
 def config_id(path):
     return osp.relpath(path, osp.join(CONFIGS, 'distill'))
+
+
+#: One config per method family runs in the default suite (the segmentation one where there
+#: is one: it trains faster); ``pytest -m slow`` trains every other config as well. Every
+#: config is built and computes its losses in the default suite anyway
+#: (tests/test_configs/test_distill_configs.py); the self-regulated subset modes train through
+#: the tools in tests/test_tools/test_significance_tool.py.
+DEFAULT_SUITE = {
+    'at/at_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'cka/cka_logits_semfpn-r18_semfpn-r18w32_digits.py',
+    'cwd/cwd_fpn_retina-r18_retina-r18w32_digits.py',
+    'dkd/dkd_logits_semfpn-r18_semfpn-r18w32_digits.py',
+    'fgd/fgd_fpn_retina-r18_retina-r18w32_digits.py',
+    'fitnet/fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'gkd/gkd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'kd/kd_logits_semfpn-r18_semfpn-r18w32_digits.py',
+    'mgd/mgd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'multipath/multipath-fixed_fpn-logits_retina-r18_retina-r18w32_digits.py',
+    'pcka/pcka_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'pkd/pkd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'selfreg/selfreg-regulated_kd-logits_semfpn-r18_semfpn-r18w32_digits.py',
+    'sokd/sokd_mse_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'ssim/ssim_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'topkd/topkd_logits_retina-r18_retina-r18w32_digits.py',
+}
 
 
 def is_detection(path):
@@ -67,7 +93,9 @@ def train_losses(config, data_root, teacher_ckpt, work_dir):
     return losses, names
 
 
-@pytest.mark.parametrize('config', EMBEDDED, ids=config_id)
+@pytest.mark.parametrize('config', [
+    pytest.param(p, marks=() if config_id(p) in DEFAULT_SUITE else pytest.mark.slow)
+    for p in EMBEDDED], ids=config_id)
 def test_embedded_config_trains_with_falling_loss(config, digits_root, request, tmp_path):
     teacher = 'det_teacher_ckpt' if is_detection(config) else 'seg_teacher_ckpt'
     losses, names = train_losses(config, digits_root, request.getfixturevalue(teacher), tmp_path)
@@ -82,3 +110,7 @@ def test_embedded_config_trains_with_falling_loss(config, digits_root, request, 
 def test_every_task_has_embedded_configs():
     assert any(is_detection(p) for p in EMBEDDED)
     assert any(not is_detection(p) for p in EMBEDDED)
+    families = {config_id(p).split(osp.sep)[0] for p in EMBEDDED}
+    assert DEFAULT_SUITE <= {config_id(p) for p in EMBEDDED}, 'a renamed config'
+    assert {c.split('/')[0] for c in DEFAULT_SUITE} == families, 'every family trains by default'
+    assert any(is_detection(c) for c in DEFAULT_SUITE)

@@ -57,7 +57,9 @@ def test_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     # miss: other settings or another backbone
     other = pretrained_backbone(backbone, str(tmp_path), **dict(TINY, iters=1))
     assert other != first and len(calls) == 2
-    assert pretrained_backbone(dict(backbone, base_channels=4), str(tmp_path),
+    # (16, not 4: torch 2.13's oneDNN corrupts the heap training a 4-channel ResNet after
+    # another one at OMP_NUM_THREADS=1, "double free or corruption"; fine with mkldnn off)
+    assert pretrained_backbone(dict(backbone, base_channels=16), str(tmp_path),
                                **TINY) not in (first, other)
     assert len(calls) == 3
     # invalidation: a change to the code that produces it gives a new key

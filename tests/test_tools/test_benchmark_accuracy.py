@@ -4,6 +4,7 @@ import sys
 
 import matplotlib.image
 import pytest
+from mmengine.config import Config
 
 from tool_runs import REPO
 
@@ -95,3 +96,34 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     assert again['seg']['rows']['fitnet_fpn'][1]['value'] == rows['fitnet_fpn'][1]['value']
     with pytest.raises(SystemExit, match='unknown methods'):
         benchmark_accuracy.main(args + ['--methods', 'fitnett_fpn'])
+    with pytest.raises(SystemExit, match='unknown methods'):
+        benchmark_accuracy.main(args + ['--methods', 'fitnett_fpn@x2'])
+    with pytest.raises(SystemExit, match='unknown methods'):
+        benchmark_accuracy.main(args + ['--methods', 'sge:fitnet_fpn'])
+    # a sweep row: its method with every loss weight halved, next to the same student runs
+    sweep = benchmark_accuracy.main(args + ['--methods', 'seg:fitnet_fpn@x0.5',
+                                            'det:fitnet_fpn@x2', '--seeds', '0'])
+    assert set(sweep['seg']['rows']) == {'student', 'fitnet_fpn@x0.5'}
+    assert sweep['seg']['rows']['student'][0] == rows['student'][0]  # reused, not retrained
+    sweep_dir = tmp_path / 'work' / 'quick_16-8_t4_s2' / 'seg' / 'fitnet_fpn@x0.5' / 'seed0'
+    ran = Config.fromfile(str(next(sweep_dir.glob('fitnet_fpn_*.py'))))
+    assert {k: v.loss_weight for k, v in ran.model.distill_losses.items()} == {
+        f'loss_fpn{i}': 0.5 for i in range(4)}
+    assert '| fitnet_fpn@x0.5 |' in out.read_text()
+
+
+def test_sweep_rows_scale_every_loss_weight():
+    assert benchmark_accuracy.split_sweep('topkd_logits') == ('topkd_logits', None)
+    assert benchmark_accuracy.split_sweep('cka_logits@x0.03') == ('cka_logits', 0.03)
+    with pytest.raises(SystemExit, match='METHOD@xSCALE with a number'):
+        benchmark_accuracy.split_sweep('cka_logits@xten')
+    config = osp.join(REPO, 'configs', 'distill', 'cka',
+                      'cka_logits_semfpn-r18_semfpn-r18w32_digits.py')
+    assert benchmark_accuracy.loss_weight_overrides(config, 0.1) == {
+        'model.distill_losses.loss_cka_logits.loss_weight': pytest.approx(1.0)}
+    # TASK:METHOD rows exist for that task only, under the plain name
+    rows = benchmark_accuracy._configs('det', ['seg:cka_logits@x0.1', 'det:topkd_logits@x10',
+                                               'pkd_fpn', 'dkd_logits'])
+    assert list(rows) == ['topkd_logits@x10', 'pkd_fpn']  # no DKD config for the detector
+    assert rows['topkd_logits@x10'].endswith('topkd_logits_retina-r18_retina-r18w32_digits.py')
+    assert list(benchmark_accuracy._configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']

@@ -22,7 +22,9 @@ def uses_subset(config):
     return '/selfreg-regulated_' not in config
 
 
-@pytest.mark.parametrize('task', ['det', 'seg'])
+# detection's significance is computed in-process in tests/test_datasets/test_significance.py;
+# through the tool, twice, with ``-m slow``
+@pytest.mark.parametrize('task', [pytest.param('det', marks=pytest.mark.slow), 'seg'])
 def test_significance_is_reproducible_and_a_fraction(task, digits_root, request, tmp_path):
     config = DET_TEACHER if task == 'det' else SEG_TEACHER
     ckpt = request.getfixturevalue(f'{task}_teacher_ckpt')
@@ -46,7 +48,11 @@ def test_significance_is_reproducible_and_a_fraction(task, digits_root, request,
     assert len(histogram) == 5 and sum(histogram) == 16
 
 
-@pytest.mark.parametrize('config', SELFREG, ids=osp.basename)
+# One subset mode through the tools in the default suite; the others with ``-m slow`` (the
+# regulated mode trains in tests/test_configs/test_embedded_distill_training.py).
+@pytest.mark.parametrize('config', [
+    pytest.param(p, marks=() if osp.basename(p).startswith('selfreg-significance_kd-logits_semfpn')
+                 else pytest.mark.slow) for p in SELFREG], ids=osp.basename)
 def test_selfreg_config_trains_through_the_tools(config, digits_root, request, tmp_path):
     task = 'det' if is_detection(config) else 'seg'
     ckpt = request.getfixturevalue(f'{task}_teacher_ckpt')

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tool_runs import DET_DISTILL, REPO, SEG_DISTILL, run_tool, tiny_config
@@ -115,6 +116,7 @@ def test_two_process_gloo_training(digits_root, det_teacher_ckpt, tmp_path):
     assert osp.exists(tmp_path / 'iter_2.pth')
 
 
+@pytest.mark.slow  # bfloat16 autocast trains these small convolutions far slower on CPU
 def test_amp_on_cpu_trains(digits_root, det_teacher_ckpt, tmp_path):
     cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=2,
                       **{'model.teacher_ckpt': det_teacher_ckpt})

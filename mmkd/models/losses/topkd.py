@@ -64,7 +64,10 @@ gradient norm of 0.064, where sigmoid KD gives 5.75 and 1.23. On the digits Reti
 (``tools/analysis/loss_balance.py``, benchmarks/RESULTS.md) its gradient on the neck is 0.025
 of the task's, 19 times weaker than KD's at the same locations. Centring the logits (as
 softmax mode does) or TSM + KD (``kd_weight``) are the candidate remedies; the accuracy
-benchmark's weight sweep is to decide.
+benchmark's weight sweep is to decide. Centring in the hand-made case: TDL 1.28 with a gradient
+norm of 0.430, 6.7 times the raw one. Without a KD term, ``mode='softmax'`` *is* centred
+sigmoid TopKD (the mode decides nothing else): the benchmark row ``topkd-centred_logits``
+(configs/distill/topkd/topkd-centred_logits_retina-*_digits.py) measures it.
 """
 from typing import Optional, Union
 

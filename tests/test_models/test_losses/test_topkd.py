@@ -193,3 +193,24 @@ def test_topkd_errors_and_registry():
     assert TopKDLoss.requires_equal_num_classes is True
     built = build_component(dict(type='TopKDLoss', k=3, contrastive_weight=0.1))
     assert isinstance(built, TopKDLoss) and built.k == 3 and built.contrastive_weight == 0.1
+
+
+def test_sigmoid_mode_gradient_is_weak_at_a_shared_prior_offset_and_centring_restores_it():
+    """The hand-made case of the docstring: a RetinaNet-style prior (-4.6) shared by every
+    logit makes raw logit vectors nearly parallel whatever the classes; centring does not."""
+    def case(mode):
+        s = torch.full((1, 10), -4.6)
+        s[0, 3] = 2.0
+        s.requires_grad_(True)
+        t = torch.full((1, 10), -4.6)
+        t[0, 7] = 2.0
+        loss = TopKDLoss(mode=mode, k=5)(s, t)
+        grad, = torch.autograd.grad(loss, s)
+        return float(loss), float(grad.norm())
+
+    raw, centred = case('sigmoid'), case('softmax')  # no KD term: 'softmax' = centred only
+    assert raw == pytest.approx((0.378, 0.0638), abs=1e-3)
+    assert centred == pytest.approx((1.283, 0.430), abs=1e-3)
+    kd = kd_divergence(torch.tensor([[-4.6] * 3 + [2.0] + [-4.6] * 6], requires_grad=True),
+                       torch.tensor([[-4.6] * 7 + [2.0] + [-4.6] * 2]), 1.0, 'sigmoid')
+    assert float(kd.mean()) == pytest.approx(5.748, abs=1e-3)
