@@ -1,8 +1,8 @@
 """Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
     python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg]
-        [--methods pkd_fpn topkd_logits@x10 ...] [--seeds 0 1 2] [--jobs 1] [--threads N] [--student-iters N]
-        [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
+        [--methods pkd_fpn det:topkd_logits@x10 ...] [--seeds 0 1 2] [--jobs 1] [--threads N]
+        [--student-iters N] [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
@@ -334,14 +334,21 @@ def _configs(task: str, methods: Optional[List[str]]) -> Dict[str, str]:
     if not methods:
         return found
     configs = {}
-    for name in methods:
-        only, sep, name = name.rpartition(':')
-        if (not sep or only == task) and split_sweep(name)[0] in found:
-            configs[name] = found[split_sweep(name)[0]]
+    for row in methods:
+        only, name, method = split_row(row)
+        if only in ('', task) and method in found:
+            configs[name] = found[method]
     return configs
 
 
 SWEEP = '@x'
+
+
+def split_row(row: str) -> tuple:
+    """``'det:topkd_logits@x10'`` -> ``('det', 'topkd_logits@x10', 'topkd_logits')``: the task
+    it is limited to ('' for every task), the row's name, its method."""
+    only, _, name = row.rpartition(':')
+    return only, name, split_sweep(name)[0]
 
 
 def split_sweep(name: str) -> tuple:
@@ -526,9 +533,8 @@ def main(argv=None) -> Dict[str, dict]:
     if args.methods:
         known = set(method_configs(PAIR_OF_TASK['det'])) | set(
             method_configs(PAIR_OF_TASK['seg']))
-        unknown = sorted({m for m in args.methods
-                          if split_sweep(m.rpartition(':')[2])[0] not in known
-                          or m.rpartition(':')[0] not in ('', *TASKS)} - {'student'})
+        unknown = sorted({row for row in args.methods if split_row(row)[2] not in known
+                          or split_row(row)[0] not in ('', *TASKS)} - {'student'})
         if unknown:
             raise SystemExit(f'unknown methods {unknown}; known: {sorted(known)}')
     regime = dict(REGIMES[args.regime])
