@@ -36,11 +36,9 @@ except ImportError:
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData, PixelData
 
 from mmkd.models.distillers.model_config import get_num_classes
-from mmkd.registry import MODELS
+from mmkd.testing import build_random_distiller, random_batch
 from mmkd.utils import closest_names
 from mmkd.utils.benchmark import measure_step
 
@@ -79,46 +77,6 @@ def method_configs(pair: str, methods: Optional[List[str]] = None) -> Dict[str, 
         raise ValueError(f'No {pair} config for {unknown}; the closest are '
                          f'{closest_names(unknown[0], list(found))} (all: {sorted(found)}).')
     return {m: found[m] for m in methods}
-
-
-def build_distiller(path: str, device: str, cfg_options: Optional[dict] = None):
-    cfg = Config.fromfile(path)
-    model = cfg.model
-    model.teacher_ckpt = None
-    for side in ('student', 'teacher'):
-        model[side].pretrained = False
-        if cfg_options:
-            model[side].cfg_options = dict(cfg_options, **model[side].get('cfg_options', {}))
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    distiller = MODELS.build(model)
-    return distiller.to(device).train()
-
-
-def synthetic_batch(task: str, num_classes: int, batch_size: int, size: tuple,
-                    seed: int = 0) -> dict:
-    """Random uint8 images and random ground truth, as a dataloader would give them."""
-    g = torch.Generator().manual_seed(seed)
-    h, w = size
-    inputs, samples = [], []
-    for _ in range(batch_size):
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
-        meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                    scale_factor=(1.0, 1.0), significance=float(torch.rand(1, generator=g)))
-        if task == 'det':
-            from mmdet.structures import DetDataSample
-            sample = DetDataSample(metainfo=meta)
-            xy = torch.rand(4, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
-            wh = 8 + torch.rand(4, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3])
-            sample.gt_instances = InstanceData(
-                bboxes=torch.cat([xy, xy + wh], 1),
-                labels=torch.randint(0, num_classes, (4, ), generator=g))
-        else:
-            from mmseg.structures import SegDataSample
-            sample = SegDataSample(metainfo=meta)
-            sample.gt_sem_seg = PixelData(
-                data=torch.randint(0, num_classes, (1, h, w), generator=g))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:
@@ -172,9 +130,8 @@ def measure_steps(steps: Dict[str, Callable[[], None]], device: str, repeats: in
 def benchmark_method(path: str, pair: str, device: str, repeats: int, batch_size: int,
                      size: tuple) -> dict:
     _, task, _, cfg_options = PAIRS[pair]
-    torch.manual_seed(0)
-    distiller = build_distiller(path, device, cfg_options)
-    batch = synthetic_batch(task, get_num_classes(distiller.student) or 1, batch_size, size)
+    distiller = build_random_distiller(Config.fromfile(path), cfg_options).to(device).train()
+    batch = random_batch(task, get_num_classes(distiller.student) or 1, batch_size, size)
     data = distiller.data_preprocessor(batch, training=True)
     return measure_steps(step_functions(distiller, data), device, repeats)
 

@@ -15,12 +15,9 @@ import math
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
-from mmkd.registry import MODELS
-from batches import det_batch, seg_batch
+from mmkd.testing import build_random_distiller, det_batch, seg_batch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DISTILL_DIR = osp.join(REPO, 'configs', 'distill')
@@ -58,18 +55,7 @@ def is_seg(cfg):
 
 def build_distiller(cfg, device=None):
     """The config's Distiller with random init: no teacher_ckpt, no ImageNet weights."""
-    model_cfg = cfg.model
-    model_cfg.teacher_ckpt = None
-    for side in ('student', 'teacher'):
-        model_cfg[side].pretrained = False
-        if is_seg(cfg):
-            model_cfg[side].cfg_options = dict(SMALL_SEG, **model_cfg[side].get('cfg_options', {}))
-    init_default_scope(cfg.default_scope)
-    torch.manual_seed(0)
-    if device is None:
-        return MODELS.build(model_cfg)
-    with torch.device(device):
-        return MODELS.build(model_cfg)
+    return build_random_distiller(cfg, SMALL_SEG if is_seg(cfg) else None, device)
 
 
 def test_the_glob_finds_every_kind_of_config():

@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmkd.registry import MODELS
-from batches import det_batch, seg_batch, train_step_losses
+from mmkd.testing import det_batch, seg_batch, train_step_losses
 
 RETINA_S = dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', pretrained=False)
 RETINA_T = dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=False)

@@ -8,7 +8,7 @@ from mmkd.models.losses.dense_head_kd import (DenseHeadLogitLoss, flatten_dense_
                                               flatten_dense_logits, select_dense_locations)
 from mmkd.models.losses.kd import kd_loss
 from mmkd.registry import MODELS, build_component
-from batches import det_batch, train_step_losses
+from mmkd.testing import det_batch, train_step_losses
 
 C = 4  # classes; label C is the background
 
