@@ -15,11 +15,12 @@ import os
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
+from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
@@ -44,6 +45,40 @@ def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
 def strip_prefix(state_dict: dict, prefix: str) -> 'OrderedDict':
     """Keys of ``state_dict`` that start with ``prefix``, with the prefix removed."""
     return OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+
+
+def load_teacher_weights(teacher: torch.nn.Module, teacher_ckpt: Optional[str]) -> None:
+    """Load a frozen teacher's weights (a path, or a URL such as mmdet's model zoo links), with
+    errors that say when the checkpoint belongs to another model. None keeps the random
+    initialisation, with a warning (only tests want that)."""
+    if teacher_ckpt is None:
+        print_log('teacher_ckpt is None: the teacher keeps its random initialisation, '
+                  'which only makes sense for tests.', logger='current', level=30)
+        return
+    if '://' in teacher_ckpt:  # a URL (e.g. mmdet's model zoo): mmengine downloads it
+        checkpoint = CheckpointLoader.load_checkpoint(teacher_ckpt, map_location='cpu')
+    else:
+        checkpoint = load_checkpoint_file(teacher_ckpt)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'teacher_ckpt {teacher_ckpt!r} holds no state dict.')
+    try:
+        result = teacher.load_state_dict(state_dict, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        details = str(err).split('\n')[1:4]
+        raise ValueError(f'teacher_ckpt {teacher_ckpt!r} does not fit the teacher config: '
+                         f'{" ".join(d.strip() for d in details)} Is it a checkpoint of this '
+                         'teacher model?') from None
+    if result.missing_keys:
+        raise ValueError(
+            f'teacher_ckpt {teacher_ckpt!r} does not fit the teacher config: '
+            f'{len(result.missing_keys)} teacher weights are missing from it, e.g. '
+            f'{result.missing_keys[:5]}. Is it a checkpoint of this teacher model?')
+    if result.unexpected_keys:
+        print_log(f'teacher_ckpt has {len(result.unexpected_keys)} keys the teacher does '
+                  f'not use, e.g. {result.unexpected_keys[:5]}', logger='current', level=30)
+    # mmengine's Runner calls init_weights() after building: keep the loaded weights.
+    teacher._is_init = True
 
 
 def load_from_local(filename: str, map_location=None) -> Union[dict, OrderedDict]:

@@ -1,4 +1,5 @@
 from .at import ATLoss, attention_map, attention_transfer_loss
+from .base import BaseDistillLoss, build_wrapped_loss, check_weight
 from .cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka,
                   pcka_loop_reference, pcka_loss)
 from .cwd import CWDLoss, channel_wise_divergence
@@ -23,6 +24,8 @@ from .topkd import (TopKDLoss, batch_contrastive_loss, sample_rows, top_k_decoup
                     top_k_scaling)
 
 __all__ = [
+    # the contract every loss follows
+    'BaseDistillLoss', 'build_wrapped_loss', 'check_weight',
     # feature losses
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
     'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'GlobalContextBlock',

@@ -17,9 +17,10 @@ connector needed). When the spatial sizes differ, the student's (unnormalised) m
 :math:`Q^S` is resized bilinearly to the teacher's size before normalisation.
 """
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 
 
 def attention_map(feat: Tensor, p: float = 2.0) -> Tensor:
@@ -53,7 +54,7 @@ def attention_transfer_loss(preds_S: Tensor, preds_T: Tensor, p: float = 2.0) ->
 
 
 @MODELS.register_module()
-class ATLoss(nn.Module):
+class ATLoss(BaseDistillLoss):
     """Attention transfer: ``loss_weight * mean((A_S - A_T) ** 2)``.
 
     Args:
@@ -67,15 +68,12 @@ class ATLoss(nn.Module):
         >>> ATLoss()(s, t)
         tensor(0.2500)
     """
-    requires_same_shape = False
-
     def __init__(self, loss_weight: float = 1.0, p: float = 2):
-        super().__init__()
+        super().__init__(loss_weight)
         if p <= 0:
             raise ValueError(f'ATLoss needs a positive exponent p, got {p}.')
-        self.loss_weight = loss_weight
         self.p = p
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S: (N, C_s, H_s, W_s), preds_T: (N, C_t, H_t, W_t). Returns a float32 scalar."""
-        return self.loss_weight * attention_transfer_loss(preds_S, preds_T, self.p)
+        return attention_transfer_loss(preds_S, preds_T, self.p)

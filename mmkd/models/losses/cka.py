@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss, check_weight
 from .utils import no_autocast, to_float32
 
 _FORMS = ('auto', 'gram', 'cross')
@@ -176,7 +177,7 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
 
 
 @MODELS.register_module()
-class CKALoss(nn.Module):
+class CKALoss(BaseDistillLoss):
     """RCKA: ``loss_weight * (1 - CKA)`` between student and teacher (any channel counts).
 
     The batch's N images are the samples and the flattened C*H*W maps their features, so a
@@ -209,33 +210,28 @@ class CKALoss(nn.Module):
         >>> abs(float(CKALoss(loss_weight=2.0)(t, 3 * t))) < 1e-5
         True
     """
-    requires_same_shape = False
-
     def __init__(self, loss_weight: float = 1.0, centered: bool = True, eps: float = 1e-8,
                  feature_weight: float = 1.0, intra_weight: float = 0.0,
                  inter_weight: float = 0.0):
-        super().__init__()
-        _check_weights(self, dict(loss_weight=loss_weight, feature_weight=feature_weight,
-                                  intra_weight=intra_weight, inter_weight=inter_weight), eps)
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight)
+        _check_weights(self, dict(feature_weight=feature_weight, intra_weight=intra_weight,
+                                  inter_weight=inter_weight), eps)
         self.centered = centered
         self.eps = eps
         self.feature_weight = feature_weight
         self.intra_weight = intra_weight
         self.inter_weight = inter_weight
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C_S, H_S, W_S), preds_T (N, C_T, H_T, W_T). Returns a scalar."""
-        return self.loss_weight * cka_loss(preds_S, preds_T, self.centered, self.eps,
-                                           self.feature_weight, self.intra_weight,
-                                           self.inter_weight)
+        return cka_loss(preds_S, preds_T, self.centered, self.eps, self.feature_weight,
+                        self.intra_weight, self.inter_weight)
 
 
 def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:
     name = type(module).__name__
     for key, value in weights.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f'{name}: {key} must be a number, got {value!r}.')
+        check_weight(name, key, value)
     if not eps > 0:
         raise ValueError(f'{name}: eps must be > 0, got {eps!r}.')
 
@@ -352,7 +348,7 @@ def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
 
 
 @MODELS.register_module()
-class PCKALoss(nn.Module):
+class PCKALoss(BaseDistillLoss):
     r"""PCKA: patch-wise CKA for one FPN level (the paper's detection loss).
 
     Both maps are resized (bilinear) to the smallest multiple of the patch size that is >= the
@@ -391,24 +387,19 @@ class PCKALoss(nn.Module):
         >>> abs(float(PCKALoss()(t, 2 * t))) < 1e-5
         True
     """
-    requires_same_shape = False
-
     def __init__(self, loss_weight: float = 1.0, patch_size: int = 16, intra_weight: float = 1.0,
                  inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8):
-        super().__init__()
-        _check_weights(self, dict(loss_weight=loss_weight, intra_weight=intra_weight,
-                                  inter_weight=inter_weight), eps)
+        super().__init__(loss_weight)
+        _check_weights(self, dict(intra_weight=intra_weight, inter_weight=inter_weight), eps)
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
             raise ValueError(f'PCKALoss: patch_size must be a positive int, got {patch_size!r}.')
-        self.loss_weight = loss_weight
         self.patch_size = patch_size
         self.intra_weight = intra_weight
         self.inter_weight = inter_weight
         self.centered = centered
         self.eps = eps
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C, H_S, W_S), preds_T (N, C, H, W). Returns a scalar."""
-        return self.loss_weight * pcka_loss(preds_S, preds_T, self.patch_size,
-                                            self.intra_weight, self.inter_weight,
-                                            self.centered, self.eps)
+        return pcka_loss(preds_S, preds_T, self.patch_size, self.intra_weight,
+                         self.inter_weight, self.centered, self.eps)

@@ -17,9 +17,10 @@ weight 3..5, :math:`\tau` 1..4. The student and teacher maps must have equal sha
 ``ConvConnector`` (channels) or ``ResizeConnector`` (size) on the student side otherwise.
 """
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 
 
 def channel_wise_divergence(preds_S: Tensor, preds_T: Tensor, tau: float = 1.0) -> Tensor:
@@ -49,7 +50,7 @@ def channel_wise_divergence(preds_S: Tensor, preds_T: Tensor, tau: float = 1.0) 
 
 
 @MODELS.register_module()
-class CWDLoss(nn.Module):
+class CWDLoss(BaseDistillLoss):
     """Channel-wise distillation: ``loss_weight * channel_wise_divergence(S, T, tau)``.
 
     Args:
@@ -69,12 +70,11 @@ class CWDLoss(nn.Module):
     requires_same_shape = True
 
     def __init__(self, loss_weight: float = 1.0, tau: float = 1.0):
-        super().__init__()
+        super().__init__(loss_weight)
         if tau <= 0:
             raise ValueError(f'CWDLoss needs a positive temperature tau, got {tau}.')
-        self.loss_weight = loss_weight
         self.tau = tau
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S, preds_T: (N, C, H, W), equal shapes. Returns a float32 scalar."""
-        return self.loss_weight * channel_wise_divergence(preds_S, preds_T, self.tau)
+        return channel_wise_divergence(preds_S, preds_T, self.tau)

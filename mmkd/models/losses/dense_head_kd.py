@@ -50,14 +50,14 @@ not the independent sigmoids of dense heads: prefer ``KDLoss(mode='sigmoid')`` o
 them with the background mapped to its ``ignore_index``; such losses (TopKD, DKD) leave those
 locations out, so set ``pass_labels=False`` to distill confident background locations too.
 """
-import inspect
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmkd.registry import MODELS, build_component
-from .utils import no_autocast, to_float32
+from mmkd.registry import MODELS
+from .base import BaseDistillLoss, build_wrapped_loss
+from .utils import to_float32
 
 SELECTIONS = ('positive', 'confident')
 #: Where each mmdet head family puts its per-level labels in ``bbox_head.get_targets``'s output.
@@ -272,7 +272,7 @@ def select_dense_locations(logits_T: Tensor, labels: Optional[Tensor] = None,
 
 
 @MODELS.register_module()
-class DenseHeadLogitLoss(nn.Module):
+class DenseHeadLogitLoss(BaseDistillLoss):
     """Logit distillation on a dense head's class maps, at positive / confident locations.
 
     Args:
@@ -311,7 +311,7 @@ class DenseHeadLogitLoss(nn.Module):
                  select: Union[str, Sequence[str]] = ('positive', 'confident'),
                  score_thr: float = 0.5, max_locations: Optional[int] = 2000,
                  loss_weight: float = 1.0, pass_labels: bool = True):
-        super().__init__()
+        super().__init__(loss_weight)
         if num_classes < 1:
             raise ValueError(f'DenseHeadLogitLoss needs num_classes >= 1, got {num_classes}.')
         self.num_classes = num_classes
@@ -323,12 +323,10 @@ class DenseHeadLogitLoss(nn.Module):
                                num_classes, self.select, score_thr, max_locations)
         self.score_thr = score_thr
         self.max_locations = max_locations
-        self.loss_weight = loss_weight
-        self.loss = build_component(loss or dict(type='KDLoss', mode='sigmoid'))
-        params = inspect.signature(self.loss.forward).parameters
-        self._inner_takes_labels = pass_labels and 'labels' in params
-        self._inner_needs_labels = 'labels' in params and \
-            params['labels'].default is inspect.Parameter.empty
+        self.loss = build_wrapped_loss(loss or dict(type='KDLoss', mode='sigmoid'),
+                                       'DenseHeadLogitLoss')
+        self._inner_takes_labels = pass_labels and 'labels' in self.loss.argument_names()
+        self._inner_needs_labels = 'labels' in self.loss.required_arguments()
         if self._inner_needs_labels and not self._inner_takes_labels:
             raise ValueError(f'{type(self.loss).__name__} needs labels: keep pass_labels=True.')
         self.ignore_index = getattr(self.loss, 'ignore_index', 255)
@@ -339,28 +337,25 @@ class DenseHeadLogitLoss(nn.Module):
         #: Locations selected in the last forward (for logging and tests).
         self.num_selected = 0
 
-    def forward(self, preds_S: Union[Tensor, Sequence[Tensor]],
+    def compute(self, preds_S: Union[Tensor, Sequence[Tensor]],
                 preds_T: Union[Tensor, Sequence[Tensor]],
                 labels: Union[None, Tensor, Sequence[Tensor]] = None) -> Tensor:
         """Returns a float32 scalar."""
-        first = _as_levels(preds_S, 'preds_S')[0]
-        with no_autocast(first):
-            logits_S, logits_T, per_level = flatten_dense_logits(preds_S, preds_T,
-                                                                 self.num_classes)
-            flat_labels = None
-            if labels is not None:
-                flat_labels = flatten_dense_labels(labels, per_level).to(logits_S.device)
-            elif self._inner_needs_labels:
-                raise ValueError(f'{type(self.loss).__name__} needs labels: map labels to the '
-                                 f'student\'s targets; {LABELS_HINT}.')
-            idx = select_dense_locations(logits_T, flat_labels, self.num_classes, self.select,
-                                         self.score_thr, self.max_locations)
-            self.num_selected = int(idx.numel())
-            if idx.numel() == 0:
-                return logits_S.sum() * 0.0
-            kwargs = {}
-            if self._inner_takes_labels and flat_labels is not None:
-                chosen = flat_labels[idx]
-                background = (chosen < 0) | (chosen >= self.num_classes)
-                kwargs['labels'] = chosen.masked_fill(background, self.ignore_index)
-            return self.loss_weight * self.loss(logits_S[idx], logits_T[idx], **kwargs)
+        logits_S, logits_T, per_level = flatten_dense_logits(preds_S, preds_T, self.num_classes)
+        flat_labels = None
+        if labels is not None:
+            flat_labels = flatten_dense_labels(labels, per_level).to(logits_S.device)
+        elif self._inner_needs_labels:
+            raise ValueError(f'{type(self.loss).__name__} needs labels: map labels to the '
+                             f'student\'s targets; {LABELS_HINT}.')
+        idx = select_dense_locations(logits_T, flat_labels, self.num_classes, self.select,
+                                     self.score_thr, self.max_locations)
+        self.num_selected = int(idx.numel())
+        if idx.numel() == 0:
+            return logits_S.sum() * 0.0
+        kwargs = {}
+        if self._inner_takes_labels and flat_labels is not None:
+            chosen = flat_labels[idx]
+            background = (chosen < 0) | (chosen >= self.num_classes)
+            kwargs['labels'] = chosen.masked_fill(background, self.ignore_index)
+        return self.loss(logits_S[idx], logits_T[idx], **kwargs)

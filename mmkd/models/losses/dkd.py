@@ -32,9 +32,10 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .kd import flatten_logits, weighted_mean
 from .utils import no_autocast
 
@@ -135,7 +136,7 @@ def _current_iteration() -> int:
 
 
 @MODELS.register_module()
-class DKDLoss(nn.Module):
+class DKDLoss(BaseDistillLoss):
     """Decoupled KD: ``loss_weight * warm-up * (alpha * TCKD + beta * NCKD)``.
 
     Args:
@@ -163,20 +164,19 @@ class DKDLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, alpha: float = 1.0, beta: float = 8.0,
                  tau: float = 4.0, warmup_iters: int = 0, ignore_index: int = 255):
-        super().__init__()
+        super().__init__(loss_weight)
         if tau <= 0:
             raise ValueError(f'DKDLoss needs a positive temperature tau, got {tau}.')
         if warmup_iters < 0:
             raise ValueError(f'DKDLoss warmup_iters must be >= 0 (0: no warm-up), got '
                              f'{warmup_iters}.')
-        self.loss_weight = loss_weight
         self.alpha = alpha
         self.beta = beta
         self.tau = tau
         self.warmup_iters = warmup_iters
         self.ignore_index = ignore_index
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor, labels: Tensor,
+    def compute(self, preds_S: Tensor, preds_T: Tensor, labels: Tensor,
                 weight: Optional[Tensor] = None,
                 iteration: Optional[int] = None) -> Tensor:
         """Returns a float32 scalar."""
@@ -186,4 +186,4 @@ class DKDLoss(nn.Module):
             if iteration is None:
                 iteration = _current_iteration()
             loss = loss * dkd_warmup_factor(iteration, self.warmup_iters)
-        return self.loss_weight * loss
+        return loss

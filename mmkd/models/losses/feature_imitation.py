@@ -11,9 +11,10 @@ A student with other channel counts or resolution needs a connector (``ConvConne
 ``ResizeConnector``) on ``preds_S``; the distiller names the one to add when shapes differ.
 """
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 
 
 def _check_shapes(preds_S: Tensor, preds_T: Tensor, loss_name: str) -> None:
@@ -36,7 +37,7 @@ def l1_feature_loss(preds_S: Tensor, preds_T: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class MSEFeatureLoss(nn.Module):
+class MSEFeatureLoss(BaseDistillLoss):
     """FitNet feature imitation: ``loss_weight * mean((S - T) ** 2)``.
 
     Args:
@@ -50,13 +51,9 @@ class MSEFeatureLoss(nn.Module):
     """
     requires_same_shape = True
 
-    def __init__(self, loss_weight: float = 1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S, preds_T: (N, C, H, W) (or any equal shapes). Returns a scalar."""
-        return self.loss_weight * mse_feature_loss(preds_S, preds_T)
+        return mse_feature_loss(preds_S, preds_T)
 
 
 @MODELS.register_module()
@@ -69,5 +66,5 @@ class L1FeatureLoss(MSEFeatureLoss):
         tensor(3.)
     """
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        return self.loss_weight * l1_feature_loss(preds_S, preds_T)
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        return l1_feature_loss(preds_S, preds_T)

@@ -44,7 +44,7 @@ from mmengine.model import constant_init, kaiming_init
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import no_autocast
+from .base import BaseDistillLoss
 
 #: Tolerance, in feature cells, when a box edge falls on a cell edge.
 _EDGE_TOL = 1e-4
@@ -216,7 +216,7 @@ def fgd_global_loss(preds_S: Tensor, preds_T: Tensor, context_S: nn.Module,
 
 
 @MODELS.register_module()
-class FGDLoss(nn.Module):
+class FGDLoss(BaseDistillLoss):
     """Focal and global distillation on one feature level, with the batch's GT boxes.
 
     Args:
@@ -242,17 +242,14 @@ class FGDLoss(nn.Module):
         >>> value.shape, value.dtype
         (torch.Size([]), torch.float32)
     """
-    requires_same_shape = False
-
     def __init__(self, student_channels: int, teacher_channels: int, loss_weight: float = 1.0,
                  temp: float = 0.5, alpha_fgd: float = 1e-3, beta_fgd: float = 5e-4,
                  gamma_fgd: float = 5e-4, lambda_fgd: float = 5e-6):
-        super().__init__()
+        super().__init__(loss_weight)
         if temp <= 0:
             raise ValueError(f'FGDLoss needs a positive temperature temp, got {temp}.')
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
-        self.loss_weight = loss_weight
         self.temp = temp
         self.alpha_fgd = alpha_fgd
         self.beta_fgd = beta_fgd
@@ -281,22 +278,18 @@ class FGDLoss(nn.Module):
             raise ValueError(f'FGDLoss needs one data sample per image ({preds_S.shape[0]}), got '
                              f"{got}: map data_samples=dict(from_data='data_samples').")
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor, data_samples: Sequence) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor, data_samples: Sequence) -> Tensor:
         """preds_S: (N, student_channels, H, W), preds_T: (N, teacher_channels, H, W),
         data_samples: N ``DetDataSample`` with GT boxes. Returns a float32 scalar."""
         self._check_inputs(preds_S, preds_T, data_samples)
-        with no_autocast(preds_S):
-            feat_S = preds_S.float()
-            if self.align is not None:
-                feat_S = self.align(feat_S)
-            feat_T = preds_T.detach().float()
-            mask_fg, mask_bg = gt_foreground_masks(data_samples, feat_T.shape, feat_T.device)
-            spatial_T, channel_T = fgd_attention(feat_T, self.temp)
-            spatial_S, channel_S = fgd_attention(feat_S, self.temp)
-            loss_fg, loss_bg = fgd_feature_loss(feat_S, feat_T, mask_fg, mask_bg, spatial_T,
-                                                channel_T)
-            loss_at = fgd_attention_loss(spatial_S, channel_S, spatial_T, channel_T)
-            loss_glo = fgd_global_loss(feat_S, feat_T, self.context_S, self.context_T)
-            loss = (self.alpha_fgd * loss_fg + self.beta_fgd * loss_bg
-                    + self.gamma_fgd * loss_at + self.lambda_fgd * loss_glo)
-        return self.loss_weight * loss
+        feat_S = preds_S if self.align is None else self.align(preds_S)
+        feat_T = preds_T
+        mask_fg, mask_bg = gt_foreground_masks(data_samples, feat_T.shape, feat_T.device)
+        spatial_T, channel_T = fgd_attention(feat_T, self.temp)
+        spatial_S, channel_S = fgd_attention(feat_S, self.temp)
+        loss_fg, loss_bg = fgd_feature_loss(feat_S, feat_T, mask_fg, mask_bg, spatial_T,
+                                            channel_T)
+        loss_at = fgd_attention_loss(spatial_S, channel_S, spatial_T, channel_T)
+        loss_glo = fgd_global_loss(feat_S, feat_T, self.context_S, self.context_T)
+        return (self.alpha_fgd * loss_fg + self.beta_fgd * loss_bg
+                + self.gamma_fgd * loss_at + self.lambda_fgd * loss_glo)

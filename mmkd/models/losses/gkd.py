@@ -32,13 +32,12 @@ term also trains through :math:`w_k` (an extra double backward; its cost is in t
 """
 from typing import Optional, Sequence
 
-import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .fgd import FGDLoss
-from .utils import no_autocast
 
 
 def gradient_guided_map(feat: Tensor, grad: Tensor, eps: float = 1e-6) -> Tensor:
@@ -81,7 +80,7 @@ def gradient_weighted_imitation(preds_S: Tensor, preds_T: Tensor, map_T: Tensor,
 
 
 @MODELS.register_module()
-class GKDLoss(nn.Module):
+class GKDLoss(BaseDistillLoss):
     """Gradient-guided feature distillation on one level, optionally with BMFI.
 
     Args:
@@ -111,8 +110,7 @@ class GKDLoss(nn.Module):
     def __init__(self, loss_weight: float = 1.0, imitation_weight: float = 1.0,
                  map_weight: float = 1.0, double_backward: bool = False,
                  bmfi: Optional[dict] = None, bmfi_weight: float = 1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight)
         self.imitation_weight = imitation_weight
         self.map_weight = map_weight
         #: Read by the distiller: take the student's gradient with create_graph.
@@ -120,27 +118,25 @@ class GKDLoss(nn.Module):
         self.bmfi = FGDLoss(**bmfi) if bmfi is not None else None
         self.bmfi_weight = bmfi_weight
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor, grads_S: Tensor, grads_T: Tensor,
+    def compute(self, preds_S: Tensor, preds_T: Tensor, grads_S: Tensor, grads_T: Tensor,
                 feats_S: Optional[Tensor] = None,
                 data_samples: Optional[Sequence] = None) -> Tensor:
-        with no_autocast(preds_S):
-            preds_S, preds_T = preds_S.float(), preds_T.detach().float()
-            feats_S = preds_S if feats_S is None else feats_S.float()
-            grads_S = grads_S.float() if self.create_graph else grads_S.detach().float()
-            map_T = gradient_guided_map(preds_T, grads_T.detach().float())
-            loss = preds_S.new_zeros(())
-            if self.imitation_weight:
-                loss = loss + self.imitation_weight * gradient_weighted_imitation(
-                    preds_S, preds_T, map_T)
-            if self.map_weight:
-                map_S = gradient_guided_map(feats_S, grads_S)
-                if map_S.shape[2:] != map_T.shape[2:]:
-                    map_S = F.interpolate(map_S, size=map_T.shape[2:], mode='bilinear',
-                                          align_corners=False)
-                loss = loss + self.map_weight * (map_T - map_S).abs().mean()
-            if self.bmfi is not None:
-                if data_samples is None:
-                    raise ValueError("GKDLoss with bmfi needs the GT boxes: map data_samples="
-                                     "dict(from_data='data_samples').")
-                loss = loss + self.bmfi_weight * self.bmfi(preds_S, preds_T, data_samples)
-        return self.loss_weight * loss
+        feats_S = preds_S if feats_S is None else feats_S
+        grads_S = grads_S if self.create_graph else grads_S.detach()
+        map_T = gradient_guided_map(preds_T, grads_T)
+        loss = preds_S.new_zeros(())
+        if self.imitation_weight:
+            loss = loss + self.imitation_weight * gradient_weighted_imitation(
+                preds_S, preds_T, map_T)
+        if self.map_weight:
+            map_S = gradient_guided_map(feats_S, grads_S)
+            if map_S.shape[2:] != map_T.shape[2:]:
+                map_S = F.interpolate(map_S, size=map_T.shape[2:], mode='bilinear',
+                                      align_corners=False)
+            loss = loss + self.map_weight * (map_T - map_S).abs().mean()
+        if self.bmfi is not None:
+            if data_samples is None:
+                raise ValueError("GKDLoss with bmfi needs the GT boxes: map data_samples="
+                                 "dict(from_data='data_samples').")
+            loss = loss + self.bmfi_weight * self.bmfi(preds_S, preds_T, data_samples)
+        return loss

@@ -36,9 +36,10 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .utils import no_autocast, to_float32
 
 
@@ -224,7 +225,7 @@ def kd_loss(preds_S: Tensor, preds_T: Tensor, tau: float = 1.0, mode: str = 'sof
 
 
 @MODELS.register_module()
-class KDLoss(nn.Module):
+class KDLoss(BaseDistillLoss):
     """Vanilla KD on class logits: ``loss_weight * kd_loss(S, T, tau, mode)``.
 
     Args:
@@ -252,20 +253,18 @@ class KDLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, tau: float = 1.0, mode: str = 'softmax',
                  reduction: str = 'mean'):
-        super().__init__()
+        super().__init__(loss_weight)
         if tau <= 0:
             raise ValueError(f'KDLoss needs a positive temperature tau, got {tau}.')
         if mode not in ('softmax', 'sigmoid'):
             raise ValueError(f"KDLoss mode must be 'softmax' or 'sigmoid', got {mode!r}.")
         if reduction not in ('mean', 'sum'):
             raise ValueError(f"KDLoss reduction must be 'mean' or 'sum', got {reduction!r}.")
-        self.loss_weight = loss_weight
         self.tau = tau
         self.mode = mode
         self.reduction = reduction
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor,
+    def compute(self, preds_S: Tensor, preds_T: Tensor,
                 weight: Optional[Tensor] = None) -> Tensor:
         """Returns a float32 scalar."""
-        return self.loss_weight * kd_loss(preds_S, preds_T, self.tau, self.mode, weight,
-                                          self.reduction)
+        return kd_loss(preds_S, preds_T, self.tau, self.mode, weight, self.reduction)

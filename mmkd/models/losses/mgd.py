@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .utils import no_autocast
 
 
@@ -79,7 +80,7 @@ def masked_generative_loss(preds_S: Tensor, preds_T: Tensor, generation: nn.Modu
 
 
 @MODELS.register_module()
-class MGDLoss(nn.Module):
+class MGDLoss(BaseDistillLoss):
     """Masked generative distillation with its own alignment and generator.
 
     Args:
@@ -99,17 +100,14 @@ class MGDLoss(nn.Module):
         >>> value.shape, value.dtype
         (torch.Size([]), torch.float32)
     """
-    requires_same_shape = False
-
     def __init__(self, student_channels: int, teacher_channels: int,
                  loss_weight: float = 2e-5, lambda_mgd: float = 0.65):
-        super().__init__()
+        super().__init__(loss_weight)
         if not 0.0 <= lambda_mgd <= 1.0:
             raise ValueError(f'MGDLoss: lambda_mgd is the probability of masking a position and '
                              f'must lie in [0, 1], got {lambda_mgd}.')
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
-        self.loss_weight = loss_weight
         self.lambda_mgd = lambda_mgd
         self.align = (nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
                       if student_channels != teacher_channels else None)
@@ -118,7 +116,7 @@ class MGDLoss(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(teacher_channels, teacher_channels, kernel_size=3, padding=1))
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor,
+    def compute(self, preds_S: Tensor, preds_T: Tensor,
                 generator: Optional[torch.Generator] = None) -> Tensor:
         """preds_S: (N, student_channels, H, W), preds_T: (N, teacher_channels, H, W).
 
@@ -132,5 +130,5 @@ class MGDLoss(nn.Module):
                 raise ValueError(f'MGDLoss was built with {side}_channels={expected}, but '
                                  f'{name} has shape {tuple(tensor.shape)}: set '
                                  f'{side}_channels to its channel count.')
-        return self.loss_weight * masked_generative_loss(
+        return masked_generative_loss(
             preds_S, preds_T, self.generation, self.lambda_mgd, self.align, generator)

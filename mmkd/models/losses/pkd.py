@@ -24,9 +24,10 @@ scales the loss by :math:`(NHW - 1) / NHW`.
 """
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 
 
 def _normalize_per_channel(feat: Tensor, eps: float) -> Tensor:
@@ -72,7 +73,7 @@ def pearson_kd_loss(preds_S: Tensor, preds_T: Tensor, resize_stu: bool = True,
 
 
 @MODELS.register_module()
-class PKDLoss(nn.Module):
+class PKDLoss(BaseDistillLoss):
     """Pearson correlation feature imitation: ``loss_weight * mean_c(1 - r_c(S, T))``.
 
     Args:
@@ -91,18 +92,15 @@ class PKDLoss(nn.Module):
         >>> PKDLoss()(torch.randn(2, 4, 4, 4), t).shape  # student resized to 8x8
         torch.Size([])
     """
-    # Equal channels are needed, but not equal sizes: the loss resizes and names the
-    # connector itself when channels differ.
-    requires_same_shape = False
-
     def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True, eps: float = 1e-6):
-        super().__init__()
+        super().__init__(loss_weight)
         if eps <= 0:
             raise ValueError(f'PKDLoss needs a positive eps, got {eps}.')
-        self.loss_weight = loss_weight
         self.resize_stu = resize_stu
         self.eps = eps
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        """preds_S, preds_T: (N, C, H, W) with equal N and C. Returns a float32 scalar."""
-        return self.loss_weight * pearson_kd_loss(preds_S, preds_T, self.resize_stu, self.eps)
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """preds_S, preds_T: (N, C, H, W) with equal N and C (equal sizes are not needed:
+        the loss resizes, and names the connector itself when channels differ). Returns a
+        float32 scalar."""
+        return pearson_kd_loss(preds_S, preds_T, self.resize_stu, self.eps)

@@ -41,15 +41,15 @@ public): images instead of samples, significance measured after the teacher's tr
 losses that average over images with the same number of terms each (feature imitation, CWD,
 KD on dense logits), :math:`w_i = 1` reproduces the wrapped loss on the whole batch.
 """
-import inspect
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub, print_log
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmkd.registry import MODELS, build_component
+from mmkd.registry import MODELS
+from .base import BaseDistillLoss, build_wrapped_loss
 
 MODES = ('significance', 'regulated', 'hybrid')
 
@@ -196,7 +196,7 @@ def split_per_image(value, index: int, num_images: int, name: str = 'argument'):
 
 
 @MODELS.register_module()
-class SignificanceWeightedLoss(nn.Module):
+class SignificanceWeightedLoss(BaseDistillLoss):
     """A distillation loss per image, weighted by significance and / or self-regulation.
 
     Args:
@@ -253,7 +253,7 @@ class SignificanceWeightedLoss(nn.Module):
         if not 0.0 <= conf_thr <= 1.0 or not 0.0 <= handled_ratio <= 1.0:
             raise ValueError(f'conf_thr and handled_ratio are fractions in [0, 1], got '
                              f'{conf_thr} and {handled_ratio}.')
-        self.loss = build_component(loss)
+        self.loss = build_wrapped_loss(loss, 'SignificanceWeightedLoss')
         self.mode = mode
         self.min_weight = min_weight
         self.conf_thr = conf_thr
@@ -264,11 +264,7 @@ class SignificanceWeightedLoss(nn.Module):
         # What the distiller checks on a loss (shapes, classes, double backward) is the
         # wrapped loss's business.
         for attr in ('requires_same_shape', 'requires_equal_num_classes', 'create_graph'):
-            if hasattr(self.loss, attr):
-                setattr(self, attr, getattr(self.loss, attr))
-        params = inspect.signature(self.loss.forward).parameters
-        self._inner_params = params
-        self._inner_takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+            setattr(self, attr, getattr(self.loss, attr))
         self._warned_missing_significance = False
         #: (N,) weights of the last forward (for logging and tests).
         self.last_weights: Optional[Tensor] = None
@@ -334,7 +330,7 @@ class SignificanceWeightedLoss(nn.Module):
                          '(segmentation) nor gt_instances (detection) to regulate on.')
 
     # ------------------------------------------------------------------ forward
-    def forward(self, data_samples: Sequence, student_logits=None, **loss_inputs) -> Tensor:
+    def compute(self, data_samples: Sequence, student_logits=None, **loss_inputs) -> Tensor:
         """Returns a float32 scalar."""
         self._check_inner_arguments(loss_inputs)
         num_images = len(data_samples)
@@ -351,7 +347,7 @@ class SignificanceWeightedLoss(nn.Module):
                 continue
             inputs = {name: split_per_image(value, i, num_images, name)
                       for name, value in loss_inputs.items()}
-            if 'data_samples' in self._inner_params:
+            if 'data_samples' in self.loss.argument_names():
                 inputs['data_samples'] = [data_samples[i]]
             term = float(weights[i]) * self.loss(**inputs)
             total = term if total is None else total + term
@@ -361,15 +357,12 @@ class SignificanceWeightedLoss(nn.Module):
 
     def _check_inner_arguments(self, loss_inputs: dict) -> None:
         inner = type(self.loss).__name__
-        if not self._inner_takes_any:
-            unknown = [name for name in loss_inputs if name not in self._inner_params]
-            if unknown:
-                raise KeyError(f'SignificanceWeightedLoss({self.name}): {inner}.forward has no '
-                               f'argument(s) {unknown}; its arguments: '
-                               f'{list(self._inner_params)}.')
-        required = [name for name, p in self._inner_params.items()
-                    if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                    and name != 'data_samples']
+        unknown = [name for name in loss_inputs if not self.loss.accepts(name)]
+        if unknown:
+            raise KeyError(f'SignificanceWeightedLoss({self.name}): {inner}.forward has no '
+                           f'argument(s) {unknown}; its arguments: '
+                           f'{self.loss.argument_names()}.')
+        required = [name for name in self.loss.required_arguments() if name != 'data_samples']
         missing = [name for name in required if name not in loss_inputs]
         if missing:
             raise KeyError(f'SignificanceWeightedLoss({self.name}): map the required '

@@ -28,7 +28,6 @@ Gumbel-softmax choice per image, the head's layout and losses (CenterNet's), the
 supervision of the heatmap (or, without boxes, the teacher's attention), the box masks, the
 one-pass "alternation" and every constant (P, weights, bounds): the paper's are not public.
 """
-import inspect
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -36,8 +35,8 @@ import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from torch import Tensor, nn
 
-from mmkd.registry import MODELS, build_component
-from .utils import no_autocast, to_float32
+from mmkd.registry import MODELS
+from .base import BaseDistillLoss, build_wrapped_loss, check_weight
 
 #: CenterNet's heatmap bias: sigmoid(-2.19) = 0.1, the prior that a cell is a centre.
 HEATMAP_BIAS_INIT = -2.19
@@ -362,7 +361,7 @@ def mutual_interest_masks(heatmap_S: Tensor, heatmap_T: Tensor, size: Tensor, of
 
 
 @MODELS.register_module()
-class SoKDLoss(nn.Module):
+class SoKDLoss(BaseDistillLoss):
     r"""SoKD around a feature loss on one level: refined teacher, distinctive-area masks.
 
     See the module docstring for the formula. One call computes every term, and one backward
@@ -440,7 +439,7 @@ class SoKDLoss(nn.Module):
                  temperature: float = 1.0, dam_channels: int = 64, min_overlap: float = 0.3,
                  aug_weight: float = 1.0, dam_weight: float = 1.0, loss_weight: float = 1.0,
                  name: Optional[str] = None):
-        super().__init__()
+        super().__init__(loss_weight)
         for arg, value in (('student_channels', student_channels),
                            ('teacher_channels', teacher_channels), ('num_areas', num_areas),
                            ('dam_channels', dam_channels)):
@@ -452,14 +451,9 @@ class SoKDLoss(nn.Module):
         if not min_box_size >= 1:
             raise ValueError(f'SoKDLoss: min_box_size is in cells and must be >= 1, got '
                              f'{min_box_size!r}.')
-        for arg, value in (('aug_weight', aug_weight), ('dam_weight', dam_weight),
-                           ('loss_weight', loss_weight)):
-            if not value >= 0:
-                raise ValueError(f'SoKDLoss: {arg} must be >= 0, got {value!r}.')
-        if not isinstance(loss, dict) or 'type' not in loss:
-            raise TypeError(f"SoKDLoss: loss must be the wrapped loss' config, e.g. "
-                            f"dict(type='MSEFeatureLoss'), got {loss!r}.")
-        self.wrapped_loss = build_component(loss)
+        aug_weight = check_weight('SoKDLoss', 'aug_weight', aug_weight)
+        dam_weight = check_weight('SoKDLoss', 'dam_weight', dam_weight)
+        self.wrapped_loss = build_wrapped_loss(loss, 'SoKDLoss')
         self._check_wrapped_loss(loss['type'])
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
@@ -467,7 +461,7 @@ class SoKDLoss(nn.Module):
         self.num_areas = num_areas
         self.min_box_size = min_box_size
         self.min_overlap = min_overlap
-        self.aug_weight, self.dam_weight, self.loss_weight = aug_weight, dam_weight, loss_weight
+        self.aug_weight, self.dam_weight = aug_weight, dam_weight
         self.name = name or (f'stride{stride}' if stride is not None else 'feature')
         self.adapter = (nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
                         if student_channels != teacher_channels else None)
@@ -476,13 +470,12 @@ class SoKDLoss(nn.Module):
         self.dam = DistinctiveAreaModule(teacher_channels, dam_channels)
 
     def _check_wrapped_loss(self, type_name) -> None:
-        params = inspect.signature(self.wrapped_loss.forward).parameters
-        required = [p for p, v in params.items() if v.default is v.empty
-                    and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+        params = self.wrapped_loss.argument_names()
+        required = self.wrapped_loss.required_arguments()
         if 'preds_S' not in params or 'preds_T' not in params or set(required) - {
                 'preds_S', 'preds_T'}:
             raise ValueError(f'SoKDLoss wraps losses called as loss(preds_S, preds_T), but '
-                             f'{type_name}.forward takes {list(params)}: wrap a feature loss '
+                             f'{type_name}.forward takes {params}: wrap a feature loss '
                              "such as MSEFeatureLoss, CKALoss, SSIMLoss or PKDLoss.")
 
     def _check_inputs(self, preds_S: Tensor, preds_T: Tensor, data_samples) -> None:
@@ -531,40 +524,48 @@ class SoKDLoss(nn.Module):
     def compute_terms(self, preds_S: Tensor, preds_T: Tensor,
                       data_samples: Optional[Sequence] = None) -> Dict[str, Tensor]:
         """The unweighted terms: ``distill`` (masked wrapped loss), ``aug`` (L_aug, 0 in eval
-        mode), ``consistency``, ``supervision``, and the ``mask`` (N, 1, H, W)."""
+        mode), ``consistency``, ``supervision``, and the ``mask`` (N, 1, H, W).
+
+        Calling the loss casts its inputs to float32 with autocast off and detaches the
+        teacher (:class:`BaseDistillLoss`); called directly, this expects the same."""
         self._check_inputs(preds_S, preds_T, data_samples)
-        with no_autocast(preds_S):
-            adapted_S = to_float32(preds_S)
-            if self.adapter is not None:
-                adapted_S = self.adapter(adapted_S)
-            feat_T = to_float32(preds_T.detach())
-            # aug(T) once with live refiner parameters, for L_aug only ...
-            augmented_T = self.refiner(feat_T)
-            loss_aug = (0.5 * (augmented_T - adapted_S.detach()).pow(2).mean() if self.training
-                        else adapted_S.new_zeros(()))
-            # ... and detached everywhere else, so no other term reaches the refiner
-            refined_T = augmented_T.detach()
-            outputs_S, outputs_T = self.dam(adapted_S), self.dam(refined_T)
-            consistency = dam_consistency_loss(outputs_S, outputs_T)
-            supervision = dam_supervision_loss(outputs_T, self._targets(refined_T, data_samples))
-            with torch.no_grad():
-                mask = mutual_interest_masks(
-                    outputs_S['heatmap'], outputs_T['heatmap'],
-                    (outputs_S['size'] + outputs_T['size']) / 2,
-                    (outputs_S['offset'] + outputs_T['offset']) / 2,
-                    self.num_areas, self.min_box_size)
-            distill = self.wrapped_loss(adapted_S * mask, refined_T * mask)
+        adapted_S = preds_S
+        if self.adapter is not None:
+            adapted_S = self.adapter(adapted_S)
+        feat_T = preds_T.detach()
+        # aug(T) once with live refiner parameters, for L_aug only ...
+        augmented_T = self.refiner(feat_T)
+        loss_aug = (0.5 * (augmented_T - adapted_S.detach()).pow(2).mean() if self.training
+                    else adapted_S.new_zeros(()))
+        # ... and detached everywhere else, so no other term reaches the refiner
+        refined_T = augmented_T.detach()
+        outputs_S, outputs_T = self.dam(adapted_S), self.dam(refined_T)
+        consistency = dam_consistency_loss(outputs_S, outputs_T)
+        supervision = dam_supervision_loss(outputs_T, self._targets(refined_T, data_samples))
+        with torch.no_grad():
+            mask = mutual_interest_masks(
+                outputs_S['heatmap'], outputs_T['heatmap'],
+                (outputs_S['size'] + outputs_T['size']) / 2,
+                (outputs_S['offset'] + outputs_T['offset']) / 2,
+                self.num_areas, self.min_box_size)
+        distill = self.wrapped_loss(adapted_S * mask, refined_T * mask)
         return dict(distill=distill, aug=loss_aug, consistency=consistency,
                     supervision=supervision, mask=mask)
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor,
-                data_samples: Optional[Sequence] = None) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor,
+                data_samples: Optional[Sequence] = None) -> Dict[str, Tensor]:
         """preds_S (N, student_channels, H, W), preds_T (N, teacher_channels, H, W),
         data_samples (optional): N data samples, with ``gt_instances`` for detection.
-        Returns a float32 scalar."""
+        Returns the terms; the loss returns their weighted sum (:meth:`weigh`), a float32
+        scalar."""
         terms = self.compute_terms(preds_S, preds_T, data_samples)
         if self.training:
             MessageHub.get_current_instance().update_scalar(
                 f'train/sokd_coverage.{self.name}', float(terms['mask'].mean()))
+        return terms
+
+    def weigh(self, terms: Dict[str, Tensor]) -> Tensor:
+        """``w * distill + aug_weight * aug + dam_weight * (consistency + supervision)``:
+        ``loss_weight`` weighs the masked wrapped loss only."""
         return (self.loss_weight * terms['distill'] + self.aug_weight * terms['aug']
                 + self.dam_weight * (terms['consistency'] + terms['supervision']))

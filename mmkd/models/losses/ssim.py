@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .utils import no_autocast, to_float32
 
 C1 = 0.01**2
@@ -162,7 +163,7 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
 
 
 @MODELS.register_module()
-class SSIMLoss(nn.Module):
+class SSIMLoss(BaseDistillLoss):
     """Structural feature imitation: ``loss_weight * mean((1 - SSIM(S, T)) / 2)``.
 
     One FPN level per call; the distiller sums the levels. The paper uses weight 2..4. Not
@@ -195,7 +196,7 @@ class SSIMLoss(nn.Module):
     def __init__(self, loss_weight: float = 2.0, window_size: int = 11, sigma: float = 1.5,
                  adapter_in_channels: Optional[int] = None,
                  adapter_out_channels: Optional[int] = None, eps: float = 1e-6):
-        super().__init__()
+        super().__init__(loss_weight)
         if isinstance(window_size, bool) or not isinstance(window_size, int) or \
                 window_size < 1 or window_size % 2 == 0:
             raise ValueError(f'SSIMLoss: window_size must be a positive odd int, got '
@@ -207,7 +208,6 @@ class SSIMLoss(nn.Module):
             raise ValueError('SSIMLoss: give both adapter_in_channels and adapter_out_channels '
                              f'(or neither), got {adapter_in_channels!r} and '
                              f'{adapter_out_channels!r}.')
-        self.loss_weight = loss_weight
         self.window_size = window_size
         self.sigma = sigma
         self.eps = eps
@@ -217,14 +217,12 @@ class SSIMLoss(nn.Module):
         # the distiller checks shapes (and names the connector) only without an adapter
         self.requires_same_shape = self.adapter is None
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C_S, H, W), preds_T (N, C_T, H, W). Returns a scalar."""
         if self.adapter is not None:
             if preds_S.dim() != 4 or preds_S.shape[1] != self.adapter.in_channels:
                 raise ValueError(f'SSIMLoss adapter expects {self.adapter.in_channels} student '
                                  f'channels, got {tuple(preds_S.shape)}: set '
                                  f'adapter_in_channels={preds_S.shape[1]}.')
-            with no_autocast(preds_S):
-                preds_S = self.adapter(preds_S.to(self.adapter.weight.dtype))
-        return self.loss_weight * ssim_map_loss(preds_S, preds_T, self.window_size,
-                                                self.sigma, self.eps)
+            preds_S = self.adapter(preds_S.to(self.adapter.weight.dtype))
+        return ssim_map_loss(preds_S, preds_T, self.window_size, self.sigma, self.eps)

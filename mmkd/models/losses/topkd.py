@@ -73,11 +73,11 @@ from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .base import BaseDistillLoss
 from .kd import flatten_logits, kd_divergence, weighted_mean
-from .utils import no_autocast
 
 
 def _check_k(k: int, num_classes: int) -> None:
@@ -244,7 +244,7 @@ def batch_contrastive_loss(emb_S: Tensor, emb_T: Tensor, tau: float = 0.07,
 
 
 @MODELS.register_module()
-class TopKDLoss(nn.Module):
+class TopKDLoss(BaseDistillLoss):
     """TopKD: Top-K scaling of the teacher plus the Top-K decoupled loss (and options).
 
     Args:
@@ -286,7 +286,7 @@ class TopKDLoss(nn.Module):
                  contrastive_tau: float = 0.07, max_contrastive_samples: int = 4096,
                  kd_weight: float = 0.0, kd_tau: float = 4.0, mode: str = 'softmax',
                  ignore_index: int = 255):
-        super().__init__()
+        super().__init__(loss_weight)
         if k < 1:
             raise ValueError(f'TopKDLoss needs k >= 1, got {k}.')
         if mode not in ('softmax', 'sigmoid'):
@@ -297,7 +297,6 @@ class TopKDLoss(nn.Module):
         if max_contrastive_samples < 1:
             raise ValueError(f'TopKDLoss max_contrastive_samples must be >= 1, got '
                              f'{max_contrastive_samples}.')
-        self.loss_weight = loss_weight
         self.k = k
         self.scale_gamma = scale_gamma
         self.scale_delta = scale_delta
@@ -312,30 +311,28 @@ class TopKDLoss(nn.Module):
         self.mode = mode
         self.ignore_index = ignore_index
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = None,
+    def compute(self, preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None,
                 generator: Union[None, int, torch.Generator] = None) -> Tensor:
         """Returns a float32 scalar."""
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
-        with no_autocast(preds_S):
-            logits_S, logits_T, labels, weight = flatten_logits(
-                preds_S, preds_T, labels, weight, self.ignore_index, loss_name='TopKDLoss')
-            if self.mode == 'softmax':
-                logits_S = logits_S - logits_S.mean(dim=1, keepdim=True)
-                logits_T = logits_T - logits_T.mean(dim=1, keepdim=True)
-            scaled_T = top_k_scaling(logits_T, labels, self.k, self.scale_gamma,
-                                     self.scale_delta)
-            loss = logits_S.sum() * 0.0
-            if self.tdl_weight:
-                loss = loss + self.tdl_weight * weighted_mean(
-                    top_k_decoupled_terms(logits_S, scaled_T, self.k, self.pos_weight,
-                                          self.neg_weight), weight)
-            if self.contrastive_weight:
-                loss = loss + self.contrastive_weight * batch_contrastive_loss(
-                    logits_S, scaled_T, self.contrastive_tau, weight,
-                    self.max_contrastive_samples, generator)
-            if self.kd_weight:
-                loss = loss + self.kd_weight * weighted_mean(
-                    kd_divergence(logits_S, scaled_T, self.kd_tau, self.mode), weight)
-        return self.loss_weight * loss
+        logits_S, logits_T, labels, weight = flatten_logits(
+            preds_S, preds_T, labels, weight, self.ignore_index, loss_name='TopKDLoss')
+        if self.mode == 'softmax':
+            logits_S = logits_S - logits_S.mean(dim=1, keepdim=True)
+            logits_T = logits_T - logits_T.mean(dim=1, keepdim=True)
+        scaled_T = top_k_scaling(logits_T, labels, self.k, self.scale_gamma, self.scale_delta)
+        loss = logits_S.sum() * 0.0
+        if self.tdl_weight:
+            loss = loss + self.tdl_weight * weighted_mean(
+                top_k_decoupled_terms(logits_S, scaled_T, self.k, self.pos_weight,
+                                      self.neg_weight), weight)
+        if self.contrastive_weight:
+            loss = loss + self.contrastive_weight * batch_contrastive_loss(
+                logits_S, scaled_T, self.contrastive_tau, weight, self.max_contrastive_samples,
+                generator)
+        if self.kd_weight:
+            loss = loss + self.kd_weight * weighted_mean(
+                kd_divergence(logits_S, scaled_T, self.kd_tau, self.mode), weight)
+        return loss

@@ -1,11 +1,26 @@
-"""Numerics shared by the losses: they compute in float32 even under mixed precision."""
+"""Numerics shared by the losses: they compute in float32 even under mixed precision, and
+never send a gradient to the teacher."""
 import torch
 from torch import Tensor
 
 
-def to_float32(x: Tensor) -> Tensor:
-    """Half and bfloat16 become float32; float32 / float64 stay as they are."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+def to_float32(value):
+    """Half / bfloat16 tensors (also inside lists and tuples) as float32; float32 / float64
+    tensors and everything else unchanged."""
+    if isinstance(value, Tensor):
+        return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_float32(v) for v in value)
+    return value
+
+
+def detach(value):
+    """Tensors (also inside lists and tuples) detached; everything else unchanged."""
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, (list, tuple)):
+        return type(value)(detach(v) for v in value)
+    return value
 
 
 def no_autocast(x: Tensor):

@@ -230,5 +230,5 @@ def test_errors_name_the_fix():
 
 def test_wrapper_exposes_the_wrapped_loss_checks():
     wrapped = SignificanceWeightedLoss(dict(type='KDLoss'))
-    assert wrapped.requires_equal_num_classes and not hasattr(wrapped, 'requires_same_shape')
+    assert wrapped.requires_equal_num_classes and not wrapped.requires_same_shape
     assert SignificanceWeightedLoss(dict(type='MSEFeatureLoss')).requires_same_shape

@@ -1,0 +1,189 @@
+"""What each distillation loss receives: ``loss_forward_mappings`` checked at build, resolved
+at every step.
+
+A mapping is ``{loss name: {argument: spec}}``. A spec reads
+
+- a recorder: ``dict(from_student=True, recorder='fpn', record_idx=0, data_idx=0,
+  connector='fpn0')`` (``connector`` may be a list, applied in order; ``gradient=True`` gives
+  the gradient of that model's task loss w.r.t. the recorded tensor instead, see
+  :mod:`.task_gradients`), or a teacher replay's output by its name (see
+  :mod:`.teacher_replays`);
+- the batch: ``dict(from_data='data_samples')``, ``'inputs'`` or ``'gt_sem_seg'``
+  ((N, H, W) segmentation labels).
+
+Arguments that read the teacher end in ``_T``: the losses detach them
+(:class:`mmkd.models.losses.BaseDistillLoss`).
+"""
+from typing import Callable, Dict, List
+
+import torch
+from torch import Tensor, nn
+
+from ..losses.utils import to_float32
+from ..recorders import RecorderManager
+from ..recorders.base_recorder import select
+
+#: Keys a spec may have.
+SPEC_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'from_data',
+             'gradient'}
+DATA_SOURCES = ('data_samples', 'inputs', 'gt_sem_seg')
+
+
+def as_list(value) -> List:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class LossInputs:
+    """Checks the wiring of every loss at build, and gathers each loss's arguments per step.
+
+    Args:
+        mappings (dict): ``loss_forward_mappings``.
+        losses (nn.ModuleDict): the distillation losses (:class:`BaseDistillLoss`).
+        recorders (dict): ``{'student': RecorderManager, 'teacher': RecorderManager}``.
+        connectors (nn.ModuleDict): the connectors.
+        replay_names (list[str]): names of the teacher replays (readable like teacher
+            recorders).
+    """
+
+    def __init__(self, mappings: Dict[str, dict], losses: nn.ModuleDict,
+                 recorders: Dict[str, RecorderManager], connectors: nn.ModuleDict,
+                 replay_names: List[str] = ()):
+        self.mappings = dict(mappings or {})
+        self.recorders = recorders
+        self.connectors = connectors
+        self.replay_names = list(replay_names)
+        missing = set(losses) - set(self.mappings)
+        extra = set(self.mappings) - set(losses)
+        if missing or extra:
+            raise KeyError(f'distill_losses and loss_forward_mappings must name the same losses; '
+                           f'without mapping: {sorted(missing)}, without loss: {sorted(extra)}.')
+        for name, loss in losses.items():
+            self._check_loss(name, loss, self.mappings[name])
+
+    # ------------------------------------------------------------------ build-time checks
+    def _check_loss(self, name: str, loss, mapping: dict) -> None:
+        for arg, spec in mapping.items():
+            where = f'loss_forward_mappings[{name!r}][{arg!r}]'
+            if not loss.accepts(arg):
+                raise KeyError(f'{where}: {type(loss).__name__}.forward has no argument '
+                               f'{arg!r}; its arguments: {loss.argument_names()}.')
+            self.check_spec(where, spec)
+            if spec.get('from_student') is False and not arg.endswith('_T'):
+                raise KeyError(f"{where} reads the teacher, but losses detach only the "
+                               f"arguments ending in '_T' (the teacher's side): name the "
+                               'argument e.g. preds_T.')
+        unmapped = [p for p in loss.required_arguments() if p not in mapping]
+        if unmapped:
+            raise KeyError(f'loss_forward_mappings[{name!r}] does not map the required '
+                           f'arguments {unmapped} of {type(loss).__name__}.forward.')
+
+    def check_spec(self, where: str, spec, allow_replays: bool = True) -> None:
+        """Raise a KeyError / TypeError / ValueError naming the valid choices."""
+        if not isinstance(spec, dict):
+            raise TypeError(f'{where} must be a dict, got {spec!r}.')
+        unknown = set(spec) - SPEC_KEYS
+        if unknown:
+            raise KeyError(f'{where} has unknown keys {sorted(unknown)}; allowed: '
+                           f'{sorted(SPEC_KEYS)}.')
+        if 'from_data' in spec:
+            if spec['from_data'] not in DATA_SOURCES:
+                raise ValueError(f"{where}: from_data must be one of {DATA_SOURCES}, "
+                                 f"got {spec['from_data']!r}.")
+            return
+        if 'from_student' not in spec or 'recorder' not in spec:
+            raise KeyError(f'{where} needs from_student and recorder (or from_data).')
+        side = 'student' if spec['from_student'] else 'teacher'
+        manager = self.recorders[side]
+        replays = self.replay_names if side == 'teacher' and allow_replays else []
+        if spec['recorder'] not in manager and spec['recorder'] not in replays:
+            raise KeyError(f"{where}: no {side} recorder named {spec['recorder']!r}; "
+                           f'{side}_recorders defines {sorted(manager.recorders)}'
+                           + (f' and teacher_replays {sorted(replays)}.' if replays else '.'))
+        for connector_name in as_list(spec.get('connector')):
+            if connector_name not in self.connectors:
+                raise KeyError(f'{where}: no connector named {connector_name!r}; connectors '
+                               f'defines {sorted(self.connectors)}.')
+
+    # ------------------------------------------------------------------ per step
+    def resolve(self, spec: dict, batch: dict, replay_outputs: Dict[str, object],
+                gradient_of: Callable):
+        """The value a spec names: batch data, recorded data, a teacher replay's output, or
+        (``gradient=True``) a recorded tensor's task-loss gradient."""
+        if 'from_data' in spec:
+            return batch_value(batch, spec['from_data'])
+        if not spec['from_student'] and spec['recorder'] in replay_outputs:
+            return select(replay_outputs[spec['recorder']], spec.get('data_idx'),
+                          f"teacher replay {spec['recorder']!r}")
+        manager = self.recorders['student' if spec['from_student'] else 'teacher']
+        value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
+                                        spec.get('data_idx'))
+        return gradient_of(value) if spec.get('gradient') else value
+
+    def gather(self, name: str, batch: dict, replay_outputs: Dict[str, object],
+               gradient_of: Callable) -> dict:
+        """The keyword arguments of loss ``name``, connectors applied (in float32)."""
+        mapping = self.mappings[name]
+        kwargs = {}
+        # Teacher side first, so a student connector can follow the teacher tensor's shape.
+        for arg in sorted(mapping, key=lambda a: bool(mapping[a].get('from_student', False))):
+            spec = mapping[arg]
+            value = self.resolve(spec, batch, replay_outputs, gradient_of)
+            if spec.get('connector') is not None:
+                target = kwargs.get('preds_T', next(
+                    (v for a, v in kwargs.items() if not mapping[a].get('from_student', False)
+                     and isinstance(v, Tensor)), None))
+                for connector_name in as_list(spec['connector']):
+                    value = self.connectors[connector_name](to_float32(value), target)
+            kwargs[arg] = value
+        return kwargs
+
+    @staticmethod
+    def check_shapes(name: str, loss, kwargs: dict) -> None:
+        """For losses that need equal shapes: an error naming the connector that fixes it."""
+        if not loss.requires_same_shape:
+            return
+        preds_S, preds_T = kwargs.get('preds_S'), kwargs.get('preds_T')
+        if not (isinstance(preds_S, Tensor) and isinstance(preds_T, Tensor)):
+            return
+        if preds_S.shape == preds_T.shape:
+            return
+        s, t = tuple(preds_S.shape), tuple(preds_T.shape)
+        fixes = []
+        if preds_S.dim() == 4 and s[1] != t[1]:
+            fixes.append(f"dict(type='ConvConnector', in_channels={s[1]}, out_channels={t[1]})")
+        if preds_S.dim() == 4 and s[2:] != t[2:]:
+            fixes.append("dict(type='ResizeConnector')")
+        hint = (f'Add connectors={{...: {" then ".join(fixes)}}} and name them in '
+                f"loss_forward_mappings[{name!r}]['preds_S']['connector']." if fixes else
+                'The batch or dimension counts differ: check recorder, record_idx and data_idx.')
+        raise ValueError(f'Distill loss {name!r} ({type(loss).__name__}) needs equal '
+                         f'shapes, but got preds_S {s} (student) and preds_T {t} (teacher). {hint}')
+
+
+def batch_value(batch: dict, source: str):
+    """``inputs`` / ``data_samples`` of the batch, or its (N, H, W) ``gt_sem_seg`` labels."""
+    if source != 'gt_sem_seg':
+        return batch[source]
+    samples = batch['data_samples']
+    if not samples or 'gt_sem_seg' not in samples[0]:
+        raise ValueError("from_data='gt_sem_seg' needs segmentation data samples with "
+                         'gt_sem_seg (an mmseg model and dataset).')
+    return torch.stack([sample.gt_sem_seg.data[0] for sample in samples]).long()
+
+
+def tensors_in(value) -> List[Tensor]:
+    """The tensors of a tensor or a (nested) list / tuple of them."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
+def sum_loss_values(losses: dict):
+    """What mmengine sums into the training loss: the mean of every tensor under a key that
+    contains 'loss' (0 when there is none)."""
+    return sum(t.mean() for key, value in losses.items() if 'loss' in key
+               for t in tensors_in(value))
