@@ -95,13 +95,6 @@ def random_batch(task: str, num_classes: int, batch_size: int, size, seed: int =
     return det_batch((h, w), boxes, labels, g, significance)
 
 
-def train_step_losses(model, batch: dict) -> dict:
-    """The loss dict of one training forward (data preprocessor included), no update."""
-    model.train()
-    data = model.data_preprocessor(batch, True)
-    return model(**data, mode='loss')
-
-
 def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
                            seed: Optional[int] = 0):
     """A distillation config's Distiller with random init: no ``teacher_ckpt``, no

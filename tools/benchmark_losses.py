@@ -7,8 +7,12 @@ padded to 1344x800, as RetinaNet sees a 1333x800 COCO image. Each loss is timed 
 backward over the levels its COCO config uses (PCKA: the first 4), next to one RetinaNet-R50
 student training step on the same batch. GKD's gradient maps need the distiller, so GKD is also
 timed as whole distillation steps (stop-gradient and double-backward) against the plain
-student step. PCKA is compared with the per-channel Python loop of the published code
-(``pcka_loop_reference``) on the first level.
+student step. TopKD, a logit loss, is timed on 80-class logit maps of the same 5 levels (every
+location, its batch contrastive term on, capped at ``max_contrastive_samples`` = 4096
+locations: the cap keeps the InfoNCE matrix 4096 x 4096 whatever the map size). PCKA is
+compared with the per-channel Python loop of the published code (``pcka_loop_reference`` in
+``tests/pcka_reference.py``, the reference the tests check ``pcka_loss`` against) on the
+first level.
 
 Every measurement runs in its own process (spawned), so peak memory is that measurement's own:
 on CUDA ``torch.cuda.max_memory_allocated``, on CPU the rise of the process's peak resident
@@ -33,7 +37,8 @@ import torch
 from mmkd.utils.benchmark import measure_step
 
 STUDENT_CFG = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
-#: name -> (loss config, number of FPN levels its COCO config uses, extra forward inputs)
+#: name -> (loss config, number of FPN levels its COCO config uses, extra forward inputs;
+#: 'logits': 80-class logit maps in place of the 256-channel features)
 LOSSES = {
     'MSEFeatureLoss': (dict(type='MSEFeatureLoss'), 5, ()),
     'L1FeatureLoss': (dict(type='L1FeatureLoss'), 5, ()),
@@ -49,7 +54,9 @@ LOSSES = {
     'GKDLoss': (dict(type='GKDLoss'), 5, ('grads', )),
     'GKDLoss+BMFI': (dict(type='GKDLoss', bmfi=dict(student_channels=256, teacher_channels=256)),
                      5, ('grads', 'data_samples')),
+    'TopKDLoss+contrastive': (dict(type='TopKDLoss', contrastive_weight=1.0), 5, ('logits', )),
 }
+NUM_CLASSES = 80
 
 
 def level_shapes(quick: bool) -> List[tuple]:
@@ -84,6 +91,8 @@ def _loss_step(name: str, device: str, quick: bool) -> Callable[[], None]:
     from mmkd.registry import build_component
     cfg, num_levels, extras = LOSSES[name]
     shapes = level_shapes(quick)[:num_levels]
+    if 'logits' in extras:
+        shapes = [(n, NUM_CLASSES, h, w) for n, _, h, w in shapes]
     losses = [build_component(cfg).to(device) for _ in shapes]
     preds_S = [torch.randn(s, device=device, requires_grad=True) for s in shapes]
     preds_T = [torch.randn(s, device=device) for s in shapes]
@@ -105,7 +114,11 @@ def _loss_step(name: str, device: str, quick: bool) -> Callable[[], None]:
 
 
 def _pcka_step(name: str, device: str, quick: bool) -> Callable[[], None]:
-    from mmkd.models.losses import pcka_loop_reference, pcka_loss
+    from mmkd.models.losses import pcka_loss
+    tests = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tests')
+    if tests not in sys.path:  # the reference is test code, not part of the package
+        sys.path.insert(0, tests)
+    from pcka_reference import pcka_loop_reference
     shape = level_shapes(quick)[0]
     s = torch.randn(shape, device=device, requires_grad=True)
     t = torch.randn(shape, device=device)

@@ -1,5 +1,7 @@
 """Every distillation config under configs/distill loads, and the COCO / Cityscapes ones build
-their Distiller and compute every distillation loss on a tiny batch (random init, no download).
+their Distiller and compute every distillation loss on a tiny batch (random init, no download):
+each finite and > 0 unless the batch makes it 0 by construction, together a gradient for the
+student.
 
 Building one model-zoo pair with real weights takes 2-4 s on 2 CPU cores (the teachers have up
 to 95M parameters), so every zoo config is built on the 'meta' device (no memory, no init: the
@@ -15,6 +17,7 @@ import math
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from mmkd.testing import build_random_distiller, det_batch, seg_batch
@@ -102,12 +105,72 @@ def forward_params():
         yield pytest.param(path, id=config_id(path), marks=() if fast else pytest.mark.slow)
 
 
+#: Losses that normalise each channel over its spatial positions (AT's attention map, CWD's
+#: spatial softmax, SSIM's min-max range): on a map of one location both sides normalise to the
+#: same constant and the loss is exactly 0, whatever the features. At 64 px the FPN levels of
+#: stride >= 64 are 1x1.
+SPATIALLY_NORMALISED = ('ATLoss', 'CWDLoss', 'SSIMLoss')
+
+
+def computing_loss(module):
+    """The loss module that does the computing (SignificanceWeightedLoss and
+    DenseHeadLogitLoss wrap another one in ``.loss``)."""
+    while isinstance(getattr(module, 'loss', None), torch.nn.Module):
+        module = module.loss
+    return module
+
+
+def zero_by_construction(module, preds_T):
+    """'exact' where ``module`` is 0 on this teacher map whatever the features, 'eps' where it
+    is 0 up to its eps, None where it must be > 0."""
+    loss = computing_loss(module)
+    if not isinstance(preds_T, torch.Tensor) or preds_T.dim() != 4:
+        return None
+    height, width = preds_T.shape[-2:]
+    if type(loss).__name__ in SPATIALLY_NORMALISED and height * width == 1:
+        return 'exact'
+    # PCKA's intra term compares the patches of a level: a level within one patch gives one
+    # sample, and (uncentered) CKA over one sample is 1; without the inter term the loss is
+    # then eps / (||K_S|| ||K_T|| + eps). PCKALoss warns about it (filtered below).
+    if type(loss).__name__ == 'PCKALoss' and not loss.inter_weight and \
+            height <= loss.patch_size and width <= loss.patch_size:
+        return 'eps'
+    return None
+
+
+@pytest.fixture
+def past_every_warmup():
+    """The forward runs as at a late iteration: a warm-up (DKD's ``warmup_iters``, factor
+    iteration / warmup_iters) would make the loss 0 at the first iteration."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    before = hub.get_info('iter', 0)
+    hub.update_info('iter', 10**6)
+    yield
+    hub.update_info('iter', before)
+
+
 @pytest.mark.parametrize('path', list(forward_params()))
 # 64 px inputs leave the coarse FPN levels smaller than one 16-cell PCKA patch
 @pytest.mark.filterwarnings('ignore:PCKALoss intra term:UserWarning')
-def test_zoo_config_computes_every_distill_loss(path):
+def test_zoo_config_computes_every_distill_loss(path, past_every_warmup):
+    """Every distillation loss is finite and > 0 for a random teacher (0 only where the
+    batch makes it 0 by construction, ``zero_by_construction``), and together they give the
+    student a gradient."""
     cfg = load(path)
     model = build_distiller(cfg)
+    if hasattr(model.student, 'bbox_head') and any(
+            getattr(loss, 'mode', None) in ('regulated', 'hybrid')
+            for loss in model.distill_losses.values()):
+        # Self-regulation skips the images the student already detects. A dense head that is
+        # not initialised scores every class near sigmoid(0) = 0.5 >= conf_thr, so every image
+        # would be skipped; the Runner initialises it (RetinaNet: prior probability 0.01).
+        model.student.bbox_head.init_weights()
+    teacher_maps = {}
+    for name, module in model.distill_losses.items():
+        module.register_forward_pre_hook(
+            lambda _, args, kwargs, name=name: teacher_maps.__setitem__(
+                name, kwargs.get('preds_T')), with_kwargs=True)
     model.train()
     batch = seg_batch() if is_seg(cfg) else det_batch()
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
@@ -115,8 +178,18 @@ def test_zoo_config_computes_every_distill_loss(path):
     for name in cfg.model.distill_losses:
         value = losses[f'distill.{name}']
         assert value.dim() == 0 and math.isfinite(float(value.detach())), (name, value)
+        zero = zero_by_construction(model.distill_losses[name], teacher_maps[name])
+        if zero == 'exact':
+            assert float(value) == 0.0, (name, float(value))
+        elif zero is None:
+            assert float(value) > 0, (name, float(value))
     task_losses = [k for k in losses if not k.startswith('distill.')]
     assert task_losses, 'the student must still compute its own losses'
+    total = sum(losses[f'distill.{name}'] for name in cfg.model.distill_losses)
+    params = [p for p in model.student.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(total, params, allow_unused=True)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), \
+        'the distillation losses give the student no gradient'
 
 
 def test_every_family_has_a_default_forward():

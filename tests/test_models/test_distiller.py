@@ -4,10 +4,11 @@ import copy
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from model_steps import train_step_losses
 
 from mmkd.models.losses import BaseDistillLoss
 from mmkd.registry import MODELS
-from mmkd.testing import det_batch, seg_batch, train_step_losses
+from mmkd.testing import det_batch, seg_batch
 
 RETINA_S = dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', pretrained=False)
 RETINA_T = dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=False)

@@ -3,6 +3,7 @@ import importlib
 import os.path as osp
 import sys
 
+import pytest
 from tool_runs import REPO
 
 
@@ -28,3 +29,13 @@ def test_report_rows_give_the_share_of_the_student_step():
     assert 'failed: boom' in tool.format_row('X', dict(error='boom'), reference=2.0)
     assert [s[2:] for s in tool.level_shapes(quick=False)] == [
         (100, 168), (50, 84), (25, 42), (13, 21), (7, 11)]
+
+
+# the quick P3 level (16x24) is one 16-cell patch: PCKA warns that centered CKA is constant
+@pytest.mark.filterwarnings('ignore:PCKALoss intra term:UserWarning')
+def test_topkd_and_the_pcka_loop_reference_steps_run():
+    # In this process (no spawn): each step builds its inputs and runs forward + backward.
+    tool = load_tool()
+    tool._loss_step('TopKDLoss+contrastive', 'cpu', quick=True)()
+    for name in ('PCKALoss (batched)', 'PCKA per-channel loop (reference)'):
+        tool._pcka_step(name, 'cpu', quick=True)()

@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
+from tool_hooks import tool_env, with_hooks
 from tool_runs import DET_DISTILL, REPO, SEG_DISTILL, run_tool, tiny_config
 
 
@@ -75,25 +75,22 @@ def test_segmentation_distill_evaluate_and_export(digits_root, seg_teacher_ckpt,
 
 
 def test_killed_run_resumes_at_its_last_checkpoint(digits_root, det_teacher_ckpt, tmp_path):
+    # The run SIGKILLs itself right after iteration 8's checkpoint is written (a crash at a
+    # known point, tests/tool_hooks.py); the resumed run loads the same hook and goes past it.
     cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=12, ckpt_interval=4,
-                      **{'model.teacher_ckpt': det_teacher_ckpt})
-    proc = subprocess.Popen([sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / 'last_checkpoint'
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists() and last.read_text().strip().endswith('iter_8.pth'):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, 'training finished before it could be killed'
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not osp.exists(tmp_path / 'iter_12.pth')
+                      **{'model.teacher_ckpt': det_teacher_ckpt},
+                      **with_hooks(dict(type='CrashAfterCheckpointHook', iteration=8)))
+    killed = run_tool('train.py', cfg, check=False, env=tool_env(), timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('iter_8.pth')
+    assert osp.exists(tmp_path / 'iter_8.pth') and not osp.exists(tmp_path / 'iter_12.pth')
+    assert 'Iter(train) [ 9/12]' not in killed.stdout + killed.stderr
 
-    out = run_tool('train.py', cfg, '--resume')
+    out = run_tool('train.py', cfg, '--resume', env=tool_env(), timeout=600)
     text = out.stdout + out.stderr
     assert 'resumed epoch: 0, iter: 8' in text
     assert 'missing keys' not in text.lower()
+    assert 'Iter(train) [ 8/12]' not in text and 'Iter(train) [ 9/12]' in text
     final = torch.load(tmp_path / 'iter_12.pth', map_location='cpu', weights_only=False)
     assert final['meta']['iter'] == 12
 
@@ -119,9 +116,18 @@ def test_two_process_gloo_training(digits_root, det_teacher_ckpt, tmp_path):
 @pytest.mark.slow  # bfloat16 autocast trains these small convolutions far slower on CPU
 def test_amp_on_cpu_trains(digits_root, det_teacher_ckpt, tmp_path):
     cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=2,
-                      **{'model.teacher_ckpt': det_teacher_ckpt})
-    run_tool('train.py', cfg, '--amp')
+                      **{'model.teacher_ckpt': det_teacher_ckpt},
+                      **with_hooks(dict(type='TrainingProbeHook')))
+    run_tool('train.py', cfg, '--amp', env=tool_env())
     assert osp.exists(tmp_path / 'iter_2.pth')
+    probe = json.loads((tmp_path / 'probe.json').read_text())
+    # autocast was on in the student's training forwards
+    assert 'torch.bfloat16' in probe['conv_output_dtypes'], probe['conv_output_dtypes']
+    # finite losses, a distillation loss among them, and the weights were updated
+    assert len(probe['losses']) == 2 and probe['losses_finite'], probe['losses']
+    assert all(row['loss'] > 0 and any(k.startswith('distill.') for k in row)
+               for row in probe['losses'])
+    assert probe['changed'] > probe['trainable'] // 2, probe
 
 
 def test_malformed_coco_json_fails_before_training(digits_root, tmp_path):

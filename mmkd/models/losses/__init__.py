@@ -1,7 +1,6 @@
 from .at import ATLoss, attention_map, attention_transfer_loss
 from .base import BaseDistillLoss, build_wrapped_loss, check_weight
-from .cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka,
-                  pcka_loop_reference, pcka_loss)
+from .cka import CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka, pcka_loss
 from .cwd import CWDLoss, channel_wise_divergence
 from .dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels, flatten_dense_logits,
                             select_dense_locations)
@@ -39,7 +38,7 @@ __all__ = [
     'mutual_interest_masks', 'box_center_targets', 'attention_target',
     'dam_supervision_loss', 'dam_consistency_loss',
     'mse_feature_loss', 'l1_feature_loss', 'linear_cka', 'batched_linear_cka', 'cka_loss',
-    'pcka_loss', 'pcka_loop_reference', 'ssim_map_loss', 'channel_wise_divergence',
+    'pcka_loss', 'ssim_map_loss', 'channel_wise_divergence',
     'pearson_kd_loss', 'attention_map', 'attention_transfer_loss', 'masked_generative_loss',
     'gt_foreground_masks', 'fgd_attention', 'fgd_attention_loss', 'fgd_feature_loss',
     'fgd_global_loss', 'gradient_guided_map', 'gradient_weighted_imitation', 'kd_loss',

@@ -305,48 +305,6 @@ def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
     return loss
 
 
-def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
-                        intra_weight: float = 1.0, inter_weight: float = 0.0,
-                        centered: bool = True, eps: float = 1e-8) -> Tensor:
-    """Reference for tests and benchmarks only: :func:`pcka_loss` with Python loops.
-
-    Loops over channels like the published code, cuts patches with ``F.unfold`` and uses the
-    published Gram-trace formula, so it shares no patch or CKA code with :func:`pcka_loss`.
-    Not used by :class:`PCKALoss`.
-
-    Example:
-        >>> import torch
-        >>> s, t = torch.randn(2, 3, 20, 12), torch.randn(2, 3, 20, 12)
-        >>> bool(torch.allclose(pcka_loss(s, t, 8), pcka_loop_reference(s, t, 8), atol=1e-5))
-        True
-    """
-    _check_pcka_inputs(preds_S, preds_T, patch_size)
-    s, t = to_float32(preds_S), to_float32(preds_T.detach())
-    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
-    s = F.interpolate(s, size=(height, width), mode='bilinear', align_corners=False)
-    t = F.interpolate(t, size=(height, width), mode='bilinear', align_corners=False)
-
-    def rows(x: Tensor) -> Tensor:  # (N, C, H, W) -> (C, P, N*ph*pw)
-        n, c = x.shape[:2]
-        cols = F.unfold(x, kernel_size=(ph, pw), stride=(ph, pw))  # (N, C*ph*pw, P)
-        return cols.reshape(n, c, ph * pw, -1).permute(1, 3, 0, 2).reshape(c, cols.shape[-1], -1)
-
-    def cka(a: Tensor, b: Tensor) -> Tensor:
-        if centered:
-            a, b = a - a.mean(0), b - b.mean(0)
-        ka, kb = a @ a.t(), b @ b.t()
-        return torch.trace(ka @ kb.t()) / (
-            torch.sqrt(torch.trace(ka @ ka.t()) * torch.trace(kb @ kb.t())) + eps)
-
-    s_rows, t_rows = rows(s), rows(t)
-    loss = s.new_zeros(())
-    for c in range(s.shape[1]):
-        s_c, t_c = s_rows[c], t_rows[c]
-        loss = loss + intra_weight * (1 - cka(s_c, t_c)) / s.shape[1]
-        loss = loss + inter_weight * (1 - cka(s_c.t(), t_c.t())) / s.shape[1]
-    return loss
-
-
 @MODELS.register_module()
 class PCKALoss(BaseDistillLoss):
     r"""PCKA: patch-wise CKA for one FPN level (the paper's detection loss).

@@ -3,12 +3,13 @@ import math
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from model_steps import train_step_losses
 
 from mmkd.models.losses.dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels,
                                               flatten_dense_logits, select_dense_locations)
 from mmkd.models.losses.kd import kd_loss
 from mmkd.registry import MODELS, build_component
-from mmkd.testing import det_batch, train_step_losses
+from mmkd.testing import det_batch
 
 C = 4  # classes; label C is the background
 

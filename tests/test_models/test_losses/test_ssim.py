@@ -43,7 +43,8 @@ def test_invariant_to_affine_student_intensity(gen):
 def test_window_shrinks_on_small_levels(size, gen):
     t = torch.randn(2, 3, *size, generator=gen)
     s = torch.randn(2, 3, *size, generator=gen)
-    assert torch.isfinite(SSIMLoss()(s, t))
+    value = SSIMLoss()(s, t)
+    assert torch.isfinite(value) and value.item() > 0.01
     assert SSIMLoss()(t, t).item() == pytest.approx(0.0, abs=1e-6)
 
 
@@ -80,7 +81,9 @@ def test_adapter(gen):
     s = torch.randn(2, 8, 12, 12, generator=gen, requires_grad=True)
     value = loss(s, torch.randn(2, 3, 12, 12, generator=gen))
     value.backward()
-    assert s.grad is not None and loss.adapter.weight.grad is not None
+    assert value.item() > 0
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert loss.adapter.weight.grad is not None and loss.adapter.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match='adapter_in_channels=4'):
         loss(torch.randn(2, 4, 12, 12), torch.randn(2, 3, 12, 12))
     with pytest.raises(ValueError, match='give both'):
@@ -94,9 +97,14 @@ def test_errors():
         SSIMLoss(window_size=10)
 
 
-def test_build_from_registry():
+def test_build_from_registry(gen):
     loss = MODELS.build(dict(type='SSIMLoss', _scope_='mmkd', loss_weight=4.0))
     assert isinstance(loss, SSIMLoss) and loss.loss_weight == 4.0
+    # the built module computes the weighted SSIM loss (not just accepts the argument)
+    s = torch.randn(2, 3, 12, 12, generator=gen)
+    t = torch.randn(2, 3, 12, 12, generator=gen)
+    expected = 4.0 * ssim_map_loss(s, t).item()
+    assert expected > 0.4 and loss(s, t).item() == pytest.approx(expected, rel=1e-6)
 
 
 def _reference_ssim_loss(s, t, window_size=11, sigma=1.5, eps=1e-6):

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -106,23 +104,25 @@ def test_topkd_softmax_mode_ignores_per_sample_logit_shift():
 
 
 def test_contrastive_term_respects_cap():
+    # No timing here (tools/benchmark_losses.py times TopKD with the cap on dense maps): the
+    # capped value must equal the InfoNCE of the sampled rows alone, so nothing else entered
+    # the similarity matrix.
     torch.manual_seed(5)
     s, t = torch.randn(20000, 10), torch.randn(20000, 10)
     rows = sample_rows(20000, 64, torch.Generator().manual_seed(7))
     assert rows.shape == (64, ) and rows.unique().numel() == 64
     assert sample_rows(64, 64) is None
-    start = time.perf_counter()
     capped = batch_contrastive_loss(s, t, 0.1, max_samples=64,
                                     generator=torch.Generator().manual_seed(7))
-    assert time.perf_counter() - start < 2.0       # a 20000 x 20000 matrix would take far more
     explicit = batch_contrastive_loss(s[rows], t[rows], 0.1, max_samples=64)
     assert float(capped) == pytest.approx(float(explicit), rel=1e-6)
-    # Through the module, on a dense map of 20000 locations, seeded.
+    # Through the module, on a dense map of 20000 locations, seeded: the same 64 locations.
     dense_s, dense_t = torch.randn(2, 10, 100, 100), torch.randn(2, 10, 100, 100)
     loss = TopKDLoss(tdl_weight=0.0, contrastive_weight=1.0, max_contrastive_samples=64)
-    start = time.perf_counter()
     first = loss(dense_s, dense_t, generator=3)
-    assert time.perf_counter() - start < 5.0
+    rows = sample_rows(20000, 64, torch.Generator().manual_seed(3))
+    flat_s, flat_t = (x.permute(0, 2, 3, 1).reshape(-1, 10)[rows] for x in (dense_s, dense_t))
+    assert float(first) == pytest.approx(float(loss(flat_s, flat_t)), rel=1e-5)
     assert float(first) == float(loss(dense_s, dense_t, generator=3))
     assert float(first) != float(loss(dense_s, dense_t, generator=4))
 
