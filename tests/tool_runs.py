@@ -1,10 +1,10 @@
 """Helpers for tiny, real training runs through tools/ (configs from configs/, data from
 the embedded generator)."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
 import sys
-
 
 from mmkd.engine.runtime import load_config, set_data_root
 
@@ -47,3 +47,20 @@ def run_tool(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
         raise AssertionError(f'{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n'
                              f'{result.stderr[-5000:]}')
     return result
+
+
+def load_tool(path: str):
+    """``tools/<path>`` (e.g. ``'analysis/cka_map.py'``) as a module, for tests of its
+    ``main()`` and its own helpers: loaded from its file, once per session, without putting
+    tools/ on ``sys.path`` (the tools are scripts; what they share is in :mod:`mmkd.apis`)."""
+    name = 'tool_' + path[:-len('.py')].replace('/', '_')
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', path))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]

@@ -46,17 +46,10 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Dict, List, Optional
 
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_overhead import method_configs  # noqa: E402
-from demo import TASKS, run  # noqa: E402
-
-from mmkd.datasets import make_digits_dataset  # noqa: E402
+from mmkd.apis.demo import TASKS, run
+from mmkd.apis.method_configs import method_configs
+from mmkd.apis.significance import write_teacher_significance
+from mmkd.datasets import make_digits_dataset
 
 PAIR_OF_TASK = {'det': 'digits_det', 'seg': 'digits_seg'}
 #: Each regime: data; backbone pretraining (settings of mmkd.engine.pretrain, None: none);
@@ -179,9 +172,8 @@ def significance_job(teacher_config: str, ckpt: str, data_root: str, marker: str
     ``SignificanceSubset`` reads it (next to the training annotations)."""
     if osp.exists(marker):
         return
-    import significance
-    significance.main([teacher_config, ckpt, '--cfg-options',
-                       f'train_dataloader.dataset.data_root={data_root.rstrip("/")}/'])
+    write_teacher_significance(teacher_config, ckpt, cfg_options={
+        'train_dataloader.dataset.data_root': f'{data_root.rstrip("/")}/'})
     open(marker, 'w').close()
 
 

@@ -4,7 +4,7 @@
         [--device cpu|cuda] [--repeats 3] [--batch-size 2] [--image-size H W] [--json OUT]
 
 For every method config of a teacher / student pair (``configs/distill/<method>/
-<method>_<where>_<pair>.py``) it builds the Distiller (random init: timings do not depend on
+<method>_<where>_<pair>.py``, found by :mod:`mmkd.apis.method_configs`) it builds the Distiller (random init: timings do not depend on
 the weights) and times, on the same synthetic batch (random images, random ground truth):
 
 * ``student``: the student's own training step (its loss, forward + backward);
@@ -20,63 +20,26 @@ each step's own rise (see ``mmkd/utils/benchmark.py``). Without ``--image-size``
 have the size the pair trains on (128 px digits, 1333x800 COCO, 1024x512 Cityscapes crops).
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import sys
 import time
-from typing import Callable, Dict, List, Optional
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
+from typing import Callable, Dict
 
 import torch
 from mmengine.config import Config
 
+from mmkd.apis.method_configs import PAIRS, method_configs
 from mmkd.models.distillers.model_config import get_num_classes
 from mmkd.testing import build_random_distiller, random_batch
-from mmkd.utils import closest_names
 from mmkd.utils.benchmark import measure_step
 
-CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'distill')
-# Cityscapes PSPNet uses SyncBN, which needs a process group: plain BN for the measurement.
-PLAIN_BN = {f'model.{part}.norm_cfg': dict(type='BN', requires_grad=True)
-            for part in ('backbone', 'decode_head', 'auxiliary_head')}
-#: pair name -> (config file suffix, task, default (H, W) of the images, model cfg_options)
-PAIRS = {
-    'digits_det': ('_retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
-    'digits_seg': ('_semfpn-r18_semfpn-r18w32_digits.py', 'seg', (128, 128), {}),
-    'coco_retina': ('_retina-x101_retina-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
-    'coco_fcos': ('_fcos-r101_fcos-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
-    'coco_gfl': ('_gfl-r101_gfl-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
-    'coco_frcnn': ('_frcnn-r101_frcnn-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
-    'cityscapes_pspnet': ('_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py', 'seg',
-                          (512, 1024), PLAIN_BN),
-}
 #: Where this benchmark's goal does not apply, and why.
 BY_DESIGN = {
     'gkd': 'needs each model\'s task-loss gradient (teacher head backward)',
     'sokd': 'trains its own refiner and area head',
 }
 GOAL = 1.05
-
-
-def method_configs(pair: str, methods: Optional[List[str]] = None) -> Dict[str, str]:
-    """``{method name: config path}`` of every shipped method config of ``pair``."""
-    suffix = PAIRS[pair][0]
-    found = {osp.basename(p)[:-len(suffix)]: p
-             for p in sorted(glob.glob(f'{CONFIGS}/*/*{suffix}'))}
-    if not methods:
-        return found
-    unknown = [m for m in methods if m not in found]
-    if unknown:
-        raise ValueError(f'No {pair} config for {unknown}; the closest are '
-                         f'{closest_names(unknown[0], list(found))} (all: {sorted(found)}).')
-    return {m: found[m] for m in methods}
 
 
 def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:

@@ -13,14 +13,6 @@ fully merged config (bases inlined), ready for ``tools/train.py``.
 """
 import argparse
 import copy
-import os.path as osp
-import sys
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
 
 from mmengine.config import Config, ConfigDict
 

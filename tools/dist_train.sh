@@ -2,7 +2,8 @@
 # Distributed training with torchrun and mmengine's DDP launcher.
 #   bash tools/dist_train.sh CONFIG NUM_PROCESSES [train.py options]
 # Without CUDA the processes use the gloo backend on CPU. PYTHON picks the interpreter
-# (default: the repository's .venv if present, else python3).
+# (default: the repository's .venv if present, else python3); it imports the installed mmkd
+# (tools/install.sh: `pip install -e .`).
 set -euo pipefail
 CONFIG=$1
 NPROC=$2
@@ -13,7 +14,7 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 here="$(cd "$(dirname "$0")" && pwd)"
 default_python=python3
 [[ -x "$here/../.venv/bin/python" ]] && default_python="$here/../.venv/bin/python"
-PYTHONPATH="$here/..:${PYTHONPATH:-}" "${PYTHON:-$default_python}" -m torch.distributed.run \
+"${PYTHON:-$default_python}" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$NPROC" --master_port="$PORT" \
     "$here/train.py" "$CONFIG" --launcher pytorch "${@:3}"

@@ -7,14 +7,6 @@ Writes OUT (the student's weights: no teacher, no connectors) and, next to it, O
 `mmseg.apis.init_model(OUT.py, OUT)` loads it with no missing or unexpected keys.
 """
 import argparse
-import os.path as osp
-import sys
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
 
 from mmkd.engine.export import export_student
 

@@ -5,15 +5,8 @@ Example (the configs under configs/_base_/datasets/digits_*.py read data/digits)
     python tools/make_digits_dataset.py --out data/digits
 """
 import argparse
-import os.path as osp
-import sys
 
-try:
-    import mmkd  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmkd.datasets import make_digits_dataset  # noqa: E402
+from mmkd.datasets import make_digits_dataset
 
 
 def parse_args(argv=None):

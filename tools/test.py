@@ -4,14 +4,6 @@
 """
 import argparse
 import os
-import os.path as osp
-import sys
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner

@@ -5,14 +5,6 @@
 """
 import argparse
 import os
-import os.path as osp
-import sys
-
-try:
-    import mmkd  # noqa: F401  (registers checkpoint I/O; modules are imported lazily)
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    import mmkd  # noqa: F401
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS

@@ -7,14 +7,14 @@ checkpoints are switched off, only the training loop runs. New ``*_digits.py`` c
 configs/distill are picked up by the glob.
 """
 import glob
-import importlib
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 from tool_runs import CONFIGS, tiny_config
+
+from mmkd.apis.significance import write_teacher_significance
 
 ITERS = 8
 EMBEDDED = sorted(p for p in glob.glob(f'{CONFIGS}/distill/**/*_digits.py', recursive=True)
@@ -54,13 +54,6 @@ def is_detection(path):
     return '_retina-' in osp.basename(path)
 
 
-def significance_tool():
-    tools = osp.join(osp.dirname(CONFIGS), 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
-    return importlib.import_module('significance')
-
-
 def train_losses(config, data_root, teacher_ckpt, work_dir):
     """Per-iteration total losses of ``config`` trained ITERS iterations on 4 fixed images."""
     # A SignificanceSubset (configs/distill/selfreg) wraps the images: cut the wrapped dataset,
@@ -77,7 +70,7 @@ def train_losses(config, data_root, teacher_ckpt, work_dir):
         overrides['train_dataloader.dataset.significance_file'] = str(work_dir / 'sig.json')
     path = tiny_config(config, data_root, work_dir, iters=ITERS, **overrides)
     if subset:
-        significance_tool().main([path])  # writes the subset's significance_file
+        write_teacher_significance(path)  # writes the subset's significance_file
     cfg = Config.fromfile(path)
     # Every batch is images 0-3: the loss must fall on a fixed batch. They are repeated to one
     # epoch of ITERS batches because mmengine's iteration loop sleeps 2 s at every epoch end.

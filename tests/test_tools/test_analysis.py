@@ -1,27 +1,20 @@
 """tools/analysis/: CKA heatmaps, feature maps and loss / path-weight plots on a real tiny run."""
-import importlib
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
 from matplotlib.image import imread
 
-from tool_runs import CONFIGS, REPO, run_tool, tiny_config
+from tool_runs import CONFIGS, load_tool, run_tool, tiny_config
+
+from mmkd.apis.analysis import build_distiller, load_analysis_config, resolve_layers
 
 MULTIPATH = (f'{CONFIGS}/distill/multipath/'
              'multipath-uncertainty_fpn-logits_retina-r18_retina-r18w32_digits.py')
 DEFAULT_LAYERS = ['backbone.layer1', 'backbone.layer2', 'backbone.layer3', 'backbone.layer4',
                   'neck.0', 'neck.1', 'neck.2']
-
-
-def load_tool(name):
-    tools = osp.join(REPO, 'tools', 'analysis')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
-    return importlib.import_module(name)
 
 
 def png_size(path):
@@ -44,7 +37,7 @@ def distilled_run(digits_root, det_teacher_ckpt, tmp_path_factory):
 
 # ---------------------------------------------------------------------- cka_map
 def test_cka_matrix_is_one_on_the_diagonal_of_identical_features():
-    cka_map = load_tool('cka_map')
+    cka_map = load_tool('analysis/cka_map.py')
     torch.manual_seed(0)
     features = {'a': torch.randn(12, 4, 3, 3), 'b': torch.randn(12, 20), 'c': torch.rand(12, 7)}
     matrix = cka_map.cka_matrix(features, features)
@@ -62,7 +55,7 @@ def test_cka_matrix_is_one_on_the_diagonal_of_identical_features():
 
 def test_cka_map_draws_before_and_after_distillation(distilled_run, digits_root,
                                                       det_teacher_ckpt, tmp_path, capsys):
-    cka_map = load_tool('cka_map')  # in-process: feature_maps.py tests the script form
+    cka_map = load_tool('analysis/cka_map.py')  # in-process: feature_maps.py tests the script form
     png, report = tmp_path / 'cka.png', tmp_path / 'cka.json'
     cka_map.main([distilled_run['config'], '--checkpoint', distilled_run['ckpt'],
                   '--teacher-ckpt', det_teacher_ckpt, '--batches', '2',
@@ -85,7 +78,7 @@ def test_cka_map_draws_before_and_after_distillation(distilled_run, digits_root,
 
 
 def test_cka_map_one_panel_with_named_layers(distilled_run, tmp_path):
-    cka_map = load_tool('cka_map')
+    cka_map = load_tool('analysis/cka_map.py')
     png = tmp_path / 'cka.png'
     result = cka_map.main([distilled_run['config'], '--batches', '1', '--out', str(png),
                            '--layers-teacher', 'neck.0', 'backbone.layer3',
@@ -98,21 +91,18 @@ def test_cka_map_one_panel_with_named_layers(distilled_run, tmp_path):
 
 
 def test_wrong_layer_names_fail_with_the_closest_names(distilled_run):
-    cka_map = load_tool('cka_map')
-    cfg = cka_map.load_analysis_config(distilled_run['config'])
-    distiller = cka_map.build_distiller(cfg)
-    assert cka_map.resolve_layers(distiller.teacher, ['neck.1', 'backbone.layer1.0'],
-                                  'teacher') == [('neck.1', 'neck', 1),
-                                                 ('backbone.layer1.0', 'backbone.layer1.0', None)]
+    distiller = build_distiller(load_analysis_config(distilled_run['config']))
+    assert resolve_layers(distiller.teacher, ['neck.1', 'backbone.layer1.0'], 'teacher') == [
+        ('neck.1', 'neck', 1), ('backbone.layer1.0', 'backbone.layer1.0', None)]
     with pytest.raises(KeyError, match=r"no module named 'backbone.layr3'.*backbone.layer3"):
-        cka_map.resolve_layers(distiller.student, ['backbone.layr3'], 'student')
+        resolve_layers(distiller.student, ['backbone.layr3'], 'student')
     with pytest.raises(KeyError, match=r"'nek.0'.*Closest valid names"):
-        cka_map.resolve_layers(distiller.teacher, ['nek.0'], 'teacher')
+        resolve_layers(distiller.teacher, ['nek.0'], 'teacher')
 
 
 # ---------------------------------------------------------------------- feature_maps
 def test_channel_mean_maps_compare_different_widths_and_sizes():
-    feature_maps = load_tool('feature_maps')
+    feature_maps = load_tool('analysis/feature_maps.py')
     teacher = torch.rand(8, 6, 6)
     t_map, s_map, diff = feature_maps.channel_mean_maps(teacher, teacher.repeat(2, 1, 1)[None])
     assert t_map.shape == s_map.shape == diff.shape == (6, 6)
@@ -147,7 +137,7 @@ def test_plot_weights_of_an_uncertainty_weighted_run(distilled_run, tmp_path):
     assert 'no adaptive path weights' not in result.stdout
     assert png_size(png)[0] > 400
 
-    plot_weights = load_tool('plot_weights')
+    plot_weights = load_tool('analysis/plot_weights.py')
     groups = plot_weights.group_series(plot_weights.read_scalars(distilled_run['work_dir']))
     assert sorted(groups['weights']) == ['loss_kd_cls', 'loss_mse_fpn0', 'loss_mse_fpn1',
                                          'loss_mse_fpn2']
@@ -164,7 +154,7 @@ def write_run(work_dir, stamp, rows, tail=''):
 
 
 def test_plot_weights_without_weights_with_extra_scalars_and_resumed_runs(tmp_path, capsys):
-    plot_weights = load_tool('plot_weights')
+    plot_weights = load_tool('analysis/plot_weights.py')
     row = lambda i, **kw: dict(iter=i, step=i, lr=1e-3, loss=2.0 / i, loss_cls=1.0 / i,  # noqa
                                **{'distill.loss_fpn0': 1.0 / i}, **kw)
     write_run(tmp_path, '20240101_000000', [row(1), row(2), row(3)])
@@ -197,7 +187,7 @@ def test_loss_balance_reports_value_gradient_ratio_and_cosine(digits_root, det_t
                                                               tmp_path):
     """Gradients on the shared neck: the task's own row is ratio 1, cosine 1; a distillation
     loss that only exists on the student side of the neck gets a real gradient there."""
-    tool = load_tool('loss_balance')
+    tool = load_tool('analysis/loss_balance.py')
     config = f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py'
     out = tmp_path / 'balance.json'
     name = 'fitnet_fpn_retina-r18_retina-r18w32_digits'

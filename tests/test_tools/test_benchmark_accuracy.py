@@ -1,15 +1,13 @@
 import math
 import os.path as osp
-import sys
 
 import matplotlib.image
 import pytest
 from mmengine.config import Config
 
-from tool_runs import REPO
+from tool_runs import REPO, load_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import benchmark_accuracy  # noqa: E402
+benchmark_accuracy = load_tool('benchmark_accuracy.py')
 
 
 def fake_result(student, methods, teacher=0.5):

@@ -1,13 +1,12 @@
 import json
-import os.path as osp
-import sys
 
 import pytest
 
-from tool_runs import REPO
+from tool_runs import load_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import benchmark_overhead  # noqa: E402
+from mmkd.apis.method_configs import PAIRS, method_configs
+
+benchmark_overhead = load_tool('benchmark_overhead.py')
 
 
 class FakeClock:
@@ -48,10 +47,10 @@ def test_by_design_methods_are_named_as_such():
 
 
 def test_every_pair_has_method_configs_and_unknown_methods_are_named():
-    for pair in benchmark_overhead.PAIRS:
-        assert benchmark_overhead.method_configs(pair), pair
+    for pair in PAIRS:
+        assert method_configs(pair), pair
     with pytest.raises(ValueError, match='fitnet_fpn'):
-        benchmark_overhead.method_configs('digits_det', ['fitnet_fp'])
+        method_configs('digits_det', ['fitnet_fp'])
 
 
 @pytest.mark.parametrize('pair,methods', [('digits_det', ['fitnet_fpn', 'kd_logits']),

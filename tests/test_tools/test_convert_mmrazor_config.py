@@ -1,14 +1,10 @@
-import os.path as osp
-import sys
-
 import pytest
 import torch
 from mmengine.config import Config
 
-from tool_runs import CONFIGS, REPO, run_tool, tiny_config
+from tool_runs import CONFIGS, load_tool, run_tool, tiny_config
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import convert_mmrazor_config  # noqa: E402
+convert_mmrazor_config = load_tool('convert_mmrazor_config.py')
 
 # An MMRazor 1.x config in MMRazor's own words (as in its configs/distill/mmdet/*), on the
 # embedded-dataset models: MGD (its connector holds the generator), CWD and FGD on three levels.

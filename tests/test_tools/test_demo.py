@@ -1,10 +1,9 @@
 """The README's demo command, on its quick budget (slow: a few minutes), and its seeding."""
 import json
-import os.path as osp
 
 import pytest
 import torch
-from tool_runs import DET_DISTILL, REPO, run_tool
+from tool_runs import DET_DISTILL, run_tool
 
 
 @pytest.mark.slow
@@ -25,9 +24,7 @@ def test_quick_demo_trains_evaluates_and_exports(tmp_path):
 def test_same_seed_gives_the_same_run_and_another_seed_does_not(tmp_path, digits_root,
                                                                 det_teacher_ckpt):
     """The demo's and the benchmark's runs are seeded: same seed, same weights and metric."""
-    import sys
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from demo import run
+    from mmkd.apis.demo import run
 
     def weights(seed, name):
         value, ckpt = run(DET_DISTILL, str(tmp_path / name), str(digits_root), 2,

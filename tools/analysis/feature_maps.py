@@ -13,22 +13,15 @@ absolute difference. One row per layer: input image | teacher | student | |T - S
 the models see: the resized input, plus any padding the data preprocessor adds to reach its
 size divisor.
 
-Layer names are those of tools/analysis/cka_map.py: module names (``backbone.layer2``) or a
-module and an output index (``neck.0``); a module with several outputs (``neck``) stands for
-all of them. The default: every neck output.
+Layer names are those of every analysis tool (:mod:`mmkd.apis.analysis`): module names
+(``backbone.layer2``) or a module and an output index (``neck.0``); a module with several
+outputs (``neck``) stands for all of them. The default: every neck output.
 """
 import argparse
 import copy
 import os.path as osp
-import sys
 from collections import OrderedDict
 from typing import Dict, List, Tuple
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-    import mmkd  # noqa: F401
 
 import numpy as np
 import torch
@@ -37,9 +30,8 @@ from mmengine.config import DictAction
 from mmengine.dataset import Compose, pseudo_collate
 from torch import Tensor
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from cka_map import (build_distiller, load_analysis_config, load_student_weights,  # noqa: E402
-                     quiet_logs, record_features, resolve_layers, save_figure)
+from mmkd.apis.analysis import (build_distiller, load_analysis_config, load_student_weights,
+                                quiet_logs, record_features, resolve_layers, save_figure)
 
 
 def normalise(x: Tensor, eps: float = 1e-12) -> Tensor:

@@ -21,27 +21,18 @@ pair, same teacher), each gets its table and ``--json`` maps config name to numb
 import argparse
 import json
 import os.path as osp
-import sys
 from itertools import islice
 from typing import Dict, List
-
-try:
-    import mmkd  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-    import mmkd  # noqa: F401
 
 import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 from torch import nn
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from cka_map import (build_distiller, load_analysis_config, load_student_weights,  # noqa: E402
-                     quiet_logs)
-
-from mmkd.engine.pretrain import set_pretrained_backbone  # noqa: E402
-from mmkd.utils import get_submodule_or_raise  # noqa: E402
+from mmkd.apis.analysis import (build_distiller, load_analysis_config, load_student_weights,
+                                quiet_logs)
+from mmkd.engine.pretrain import set_pretrained_backbone
+from mmkd.utils import get_submodule_or_raise
 
 
 def gradient_balance(model: nn.Module, batch: dict, module: str) -> Dict[str, dict]:

@@ -3,11 +3,11 @@ import warnings
 
 import pytest
 import torch
-from pcka_reference import pcka_loop_reference
 
 from mmkd.models.losses.cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss,
                                     linear_cka, pcka_loss)
 from mmkd.registry import MODELS
+from mmkd.testing import pcka_loop_reference
 
 
 @pytest.fixture

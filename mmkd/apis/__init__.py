@@ -1,0 +1,22 @@
+"""What the command-line tools share, one module per concern; the scripts in ``tools/`` are
+thin ``main()``\\ s over them and never import each other.
+
+* :mod:`mmkd.apis.demo`: the digits teacher / student / distillation pipeline of
+  ``tools/demo.py``, whose ``run`` the accuracy benchmark trains every row with;
+* :mod:`mmkd.apis.method_configs`: the shipped teacher / student pairs and their method
+  configs (``tools/benchmark_overhead.py``, ``tools/benchmark_accuracy.py``);
+* :mod:`mmkd.apis.significance`: each training image's significance measured with the
+  teacher (``tools/significance.py``; the accuracy benchmark writes it for ``selfreg``);
+* :mod:`mmkd.apis.analysis`: a distillation config's Distiller and its layers' features for
+  the scripts in ``tools/analysis/``;
+* :mod:`mmkd.apis.loss_benchmark`: the loss-cost measurements of
+  ``tools/benchmark_losses.py``, importable by the processes it spawns.
+
+The modules import mmengine / mmdet / mmseg on use, so nothing here is imported with
+``mmkd``. Paths such as :data:`CONFIGS` point into the repository the package is installed
+from (``tools/install.sh`` installs it editable).
+"""
+import os.path as osp
+
+#: The repository's ``configs/`` folder.
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
