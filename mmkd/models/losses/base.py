@@ -127,6 +127,26 @@ class BaseDistillLoss(nn.Module):
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
+def check_feature_channels(owner: str, preds_S: Tensor, preds_T: Tensor,
+                           student_channels: int, teacher_channels: int,
+                           equal_size: bool = True) -> None:
+    """For losses that adapt channels themselves (built with ``student_channels`` /
+    ``teacher_channels``): (N, C, H, W) maps with those channels, and (``equal_size``) equal
+    N, H and W; else a ValueError naming the setting or the connector that fixes it."""
+    for arg, tensor, expected in (('preds_S', preds_S, student_channels),
+                                  ('preds_T', preds_T, teacher_channels)):
+        if tensor.dim() != 4 or tensor.shape[1] != expected:
+            side = 'student' if arg == 'preds_S' else 'teacher'
+            raise ValueError(f'{owner} was built with {side}_channels={expected}, but {arg} '
+                             f'has shape {tuple(tensor.shape)}: set {side}_channels to its '
+                             'channel count (or check the recorder and data_idx).')
+    if equal_size and (preds_S.shape[0] != preds_T.shape[0]
+                       or preds_S.shape[2:] != preds_T.shape[2:]):
+        raise ValueError(f'{owner} needs equal N, H and W, got student {tuple(preds_S.shape)} '
+                         f'and teacher {tuple(preds_T.shape)}: add a ResizeConnector to the '
+                         'student side (the loss adapts the channels itself).')
+
+
 def build_wrapped_loss(cfg: dict, owner: str) -> BaseDistillLoss:
     """Build the loss another loss wraps (``owner`` names the wrapper in errors)."""
     if not isinstance(cfg, dict) or 'type' not in cfg:

@@ -44,7 +44,7 @@ from mmengine.model import constant_init, kaiming_init
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base import BaseDistillLoss
+from .base import BaseDistillLoss, check_feature_channels
 
 #: Tolerance, in feature cells, when a box edge falls on a cell edge.
 _EDGE_TOL = 1e-4
@@ -261,17 +261,8 @@ class FGDLoss(BaseDistillLoss):
         self.context_T = GlobalContextBlock(teacher_channels)
 
     def _check_inputs(self, preds_S: Tensor, preds_T: Tensor, data_samples) -> None:
-        for name, tensor, expected in (('preds_S', preds_S, self.student_channels),
-                                       ('preds_T', preds_T, self.teacher_channels)):
-            if tensor.dim() != 4 or tensor.shape[1] != expected:
-                side = 'student' if name == 'preds_S' else 'teacher'
-                raise ValueError(f'FGDLoss was built with {side}_channels={expected}, but '
-                                 f'{name} has shape {tuple(tensor.shape)}: set '
-                                 f'{side}_channels to its channel count.')
-        if preds_S.shape[0] != preds_T.shape[0] or preds_S.shape[2:] != preds_T.shape[2:]:
-            raise ValueError(f'FGDLoss needs equal N, H and W, got student '
-                             f'{tuple(preds_S.shape)} and teacher {tuple(preds_T.shape)}: add a '
-                             'ResizeConnector to the student side.')
+        check_feature_channels('FGDLoss', preds_S, preds_T, self.student_channels,
+                               self.teacher_channels)
         if not isinstance(data_samples, (list, tuple)) or len(data_samples) != preds_S.shape[0]:
             got = len(data_samples) if isinstance(data_samples, (list, tuple)) else type(
                 data_samples).__name__

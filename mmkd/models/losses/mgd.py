@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base import BaseDistillLoss
+from .base import BaseDistillLoss, check_feature_channels
 from .utils import no_autocast
 
 
@@ -123,12 +123,7 @@ class MGDLoss(BaseDistillLoss):
         ``generator`` (optional) draws the mask; None uses torch's global RNG. Returns a
         float32 scalar.
         """
-        for name, tensor, expected in (('preds_S', preds_S, self.student_channels),
-                                       ('preds_T', preds_T, self.teacher_channels)):
-            if tensor.dim() != 4 or tensor.shape[1] != expected:
-                side = 'student' if name == 'preds_S' else 'teacher'
-                raise ValueError(f'MGDLoss was built with {side}_channels={expected}, but '
-                                 f'{name} has shape {tuple(tensor.shape)}: set '
-                                 f'{side}_channels to its channel count.')
+        check_feature_channels('MGDLoss', preds_S, preds_T, self.student_channels,
+                               self.teacher_channels, equal_size=False)
         return masked_generative_loss(
             preds_S, preds_T, self.generation, self.lambda_mgd, self.align, generator)

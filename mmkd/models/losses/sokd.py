@@ -36,7 +36,7 @@ from mmengine.logging import MessageHub
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base import BaseDistillLoss, build_wrapped_loss, check_weight
+from .base import BaseDistillLoss, build_wrapped_loss, check_feature_channels, check_weight
 
 #: CenterNet's heatmap bias: sigmoid(-2.19) = 0.1, the prior that a cell is a centre.
 HEATMAP_BIAS_INIT = -2.19
@@ -479,18 +479,8 @@ class SoKDLoss(BaseDistillLoss):
                              "such as MSEFeatureLoss, CKALoss, SSIMLoss or PKDLoss.")
 
     def _check_inputs(self, preds_S: Tensor, preds_T: Tensor, data_samples) -> None:
-        for arg, tensor, expected in (('preds_S', preds_S, self.student_channels),
-                                      ('preds_T', preds_T, self.teacher_channels)):
-            if tensor.dim() != 4 or tensor.shape[1] != expected:
-                side = 'student' if arg == 'preds_S' else 'teacher'
-                raise ValueError(f'SoKDLoss was built with {side}_channels={expected}, but '
-                                 f'{arg} has shape {tuple(tensor.shape)}: set {side}_channels '
-                                 'to its channel count (or check the recorder and data_idx).')
-        if preds_S.shape[0] != preds_T.shape[0] or preds_S.shape[2:] != preds_T.shape[2:]:
-            raise ValueError(f'SoKDLoss needs equal N, H and W, got student '
-                             f'{tuple(preds_S.shape)} and teacher {tuple(preds_T.shape)}: add a '
-                             "ResizeConnector to the student side (channels are adapted by the "
-                             'loss itself).')
+        check_feature_channels('SoKDLoss', preds_S, preds_T, self.student_channels,
+                               self.teacher_channels)
         if data_samples is not None and (not isinstance(data_samples, (list, tuple))
                                          or len(data_samples) != preds_S.shape[0]):
             got = (len(data_samples) if isinstance(data_samples, (list, tuple))

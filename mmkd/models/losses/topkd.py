@@ -53,7 +53,7 @@ and the cosines are not, so without it an arbitrary offset would decide how much
 (a negative logit times :math:`w > 1` even decreases). ``mode='sigmoid'`` (our extension for
 per-class sigmoid dense heads) uses the raw logits, whose offset is meaningful; there TSM lowers
 negative top-K logits, so apply it where the teacher is confident or the location is positive
-(``weight``), as METHODS.md recommends for dense heads anyway. Samples labelled
+(``weight``), as is recommended for dense heads anyway. Samples labelled
 ``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
 
 **Measured weakness of sigmoid mode on dense heads.** A cosine between raw logit vectors
