@@ -123,7 +123,8 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
     for side in ('student', 'teacher'):
         model_cfg[side].pretrained = False
         if cfg_options:
-            model_cfg[side].cfg_options = dict(cfg_options, **model_cfg[side].get('cfg_options', {}))
+            model_cfg[side].cfg_options = dict(cfg_options,
+                                               **model_cfg[side].get('cfg_options', {}))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if seed is not None:
         torch.manual_seed(seed)

@@ -28,7 +28,7 @@ LOSSES = {
                             'loss_weight': 'loss_weight', 'reduction': None}),
     'PKDLoss': ('PKDLoss', {'loss_weight': 'loss_weight', 'resize_stu': 'resize_stu'}),
     'ATLoss': ('ATLoss', {'loss_weight': 'loss_weight'}),
-    'FGDLoss': ('FGDLoss', {'in_channels': None, 'temp': 'temp', 'alpha_fgd': 'alpha_fgd',
+    'FGDLoss': ('FGDLoss', {'in_channels': None, 'temp': 'tau', 'alpha_fgd': 'alpha_fgd',
                             'beta_fgd': 'beta_fgd', 'gamma_fgd': 'gamma_fgd',
                             'lambda_fgd': 'lambda_fgd'}),
     'MGDLoss': ('MGDLoss', {'alpha_mgd': 'loss_weight'}),

@@ -1,9 +1,9 @@
 # FCOS R101 -> R50, COCO 2x. FGD (FGDLoss with the batch's GT boxes) on the 5 FPN levels, with
-# the FGD authors' FCOS weights (temp=0.8, alpha_fgd=1.6e-3, beta_fgd=8e-4, gamma_fgd=8e-4,
+# the FGD authors' FCOS weights (tau=0.8, alpha_fgd=1.6e-3, beta_fgd=8e-4, gamma_fgd=8e-4,
 # lambda_fgd=8e-6) and their gradient clipping.
 _base_ = '../_base_/coco_fcos-r101_fcos-r50.py'
 levels = (0, 1, 2, 3, 4)
-distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.8,
+distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256, tau=0.8,
                     alpha_fgd=1.6e-3, beta_fgd=8e-4, gamma_fgd=8e-4, lambda_fgd=8e-6)
 model = dict(
     distill_losses={f'loss_fgd_fpn{i}': distill_loss for i in levels},

@@ -1,9 +1,9 @@
 # Faster R-CNN R101 -> R50, COCO 2x. FGD (FGDLoss with the batch's GT boxes) on FPN levels P2-P5,
 # with the FGD authors' two-stage weights (alpha_fgd=5e-5, beta_fgd=2.5e-5, gamma_fgd=5e-5,
-# lambda_fgd=5e-7, temp=0.5) and their gradient clipping.
+# lambda_fgd=5e-7, tau=0.5) and their gradient clipping.
 _base_ = '../_base_/coco_frcnn-r101_frcnn-r50.py'
 levels = (0, 1, 2, 3)
-distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5,
+distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256, tau=0.5,
                     alpha_fgd=5e-5, beta_fgd=2.5e-5, gamma_fgd=5e-5, lambda_fgd=5e-7)
 model = dict(
     distill_losses={f'loss_fgd_fpn{i}': distill_loss for i in levels},

@@ -16,10 +16,9 @@ Arguments that read the teacher end in ``_T``: the losses detach them
 """
 from typing import Callable, Dict, List
 
-import torch
 from torch import Tensor, nn
 
-from ..losses.utils import to_float32
+from ..losses.utils import seg_labels, to_float32
 from ..recorders import RecorderManager
 from ..recorders.base_recorder import select
 
@@ -164,13 +163,7 @@ class LossInputs:
 
 def batch_value(batch: dict, source: str):
     """``inputs`` / ``data_samples`` of the batch, or its (N, H, W) ``gt_sem_seg`` labels."""
-    if source != 'gt_sem_seg':
-        return batch[source]
-    samples = batch['data_samples']
-    if not samples or 'gt_sem_seg' not in samples[0]:
-        raise ValueError("from_data='gt_sem_seg' needs segmentation data samples with "
-                         'gt_sem_seg (an mmseg model and dataset).')
-    return torch.stack([sample.gt_sem_seg.data[0] for sample in samples]).long()
+    return seg_labels(batch['data_samples']) if source == 'gt_sem_seg' else batch[source]
 
 
 def tensors_in(value) -> List[Tensor]:

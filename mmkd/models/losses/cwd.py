@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss
+from .utils import kl_terms
 
 
 def channel_wise_divergence(preds_S: Tensor, preds_T: Tensor, tau: float = 1.0) -> Tensor:
@@ -43,9 +44,7 @@ def channel_wise_divergence(preds_S: Tensor, preds_T: Tensor, tau: float = 1.0) 
     N, C, H, W = preds_S.shape
     logits_S = preds_S.float().reshape(N * C, H * W) / tau
     logits_T = preds_T.detach().float().reshape(N * C, H * W) / tau
-    log_p_T = F.log_softmax(logits_T, dim=1)
-    log_p_S = F.log_softmax(logits_S, dim=1)
-    kl = (log_p_T.exp() * (log_p_T - log_p_S)).sum()
+    kl = kl_terms(F.log_softmax(logits_T, dim=1), F.log_softmax(logits_S, dim=1)).sum()
     return kl * tau**2 / (N * C)
 
 

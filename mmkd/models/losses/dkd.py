@@ -37,7 +37,7 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss
 from .kd import flatten_logits, weighted_mean
-from .utils import no_autocast
+from .utils import kl_terms, no_autocast
 
 #: Subtracted from the target logit to take it out of the non-target softmax (official code).
 TARGET_MASK_OFFSET = 1000.0
@@ -79,11 +79,11 @@ def dkd_terms(logits_S: Tensor, logits_T: Tensor, labels: Tensor,
     # Log-probabilities of the non-target classes among themselves (target masked out) ...
     log_q_S = F.log_softmax(z_S - TARGET_MASK_OFFSET * gt_mask, dim=1)
     log_q_T = F.log_softmax(z_T - TARGET_MASK_OFFSET * gt_mask, dim=1)
-    nckd = (log_q_T.exp() * (log_q_T - log_q_S)).sum(dim=1)
+    nckd = kl_terms(log_q_T, log_q_S).sum(dim=1)
     # ... and the binary (target, non-target) log-probabilities, in log space.
     log_b_S = _binary_log_probs(z_S, labels, gt_mask)
     log_b_T = _binary_log_probs(z_T, labels, gt_mask)
-    tckd = (log_b_T.exp() * (log_b_T - log_b_S)).sum(dim=1)
+    tckd = kl_terms(log_b_T, log_b_S).sum(dim=1)
     return tckd * tau**2, nckd * tau**2
 
 

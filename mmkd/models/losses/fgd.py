@@ -45,20 +45,10 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss, check_feature_channels
+from .utils import gt_boxes
 
 #: Tolerance, in feature cells, when a box edge falls on a cell edge.
 _EDGE_TOL = 1e-4
-
-
-def _boxes_of(sample) -> Tensor:
-    gt = getattr(sample, 'gt_instances', None)
-    if gt is None or 'bboxes' not in gt:
-        raise ValueError('FGD masks need ground-truth boxes in data_samples[i].gt_instances'
-                         '.bboxes: map the loss argument with data_samples=dict(from_data='
-                         "'data_samples') on a detection model.")
-    boxes = gt.bboxes
-    boxes = getattr(boxes, 'tensor', boxes)  # mmdet HorizontalBoxes -> (K, 4) tensor
-    return boxes.reshape(-1, 4).float()
 
 
 def gt_foreground_masks(data_samples: Sequence, feat_shape: Sequence[int],
@@ -98,7 +88,7 @@ def gt_foreground_masks(data_samples: Sequence, feat_shape: Sequence[int],
             raise ValueError(f"data_samples[{i}].metainfo has no 'batch_input_shape' (set by "
                              "mmdet's DetDataPreprocessor): FGD needs it to map boxes to "
                              'feature cells.')
-        boxes = _boxes_of(sample)
+        boxes = gt_boxes(sample, f'FGD masks: data_samples[{i}]')
         dev = device if device is not None else boxes.device
         boxes = boxes.to(dev)
         in_h, in_w = sample.metainfo['batch_input_shape'][:2]
@@ -126,8 +116,8 @@ def gt_foreground_masks(data_samples: Sequence, feat_shape: Sequence[int],
     return mask_fg, mask_bg
 
 
-def fgd_attention(feat: Tensor, temp: float = 0.5) -> Tuple[Tensor, Tensor]:
-    """Spatial and channel attention of a (N, C, H, W) map with temperature ``temp``.
+def fgd_attention(feat: Tensor, tau: float = 0.5) -> Tuple[Tensor, Tensor]:
+    """Spatial and channel attention of a (N, C, H, W) map with temperature ``tau``.
 
     Returns:
         tuple[Tensor, Tensor]: spatial (N, H, W), summing to H*W per sample, and channel
@@ -135,8 +125,8 @@ def fgd_attention(feat: Tensor, temp: float = 0.5) -> Tuple[Tensor, Tensor]:
     """
     N, C, H, W = feat.shape
     value = feat.abs()
-    spatial = H * W * torch.softmax(value.mean(dim=1).reshape(N, -1) / temp, dim=1)
-    channel = C * torch.softmax(value.mean(dim=(2, 3)) / temp, dim=1)
+    spatial = H * W * torch.softmax(value.mean(dim=1).reshape(N, -1) / tau, dim=1)
+    channel = C * torch.softmax(value.mean(dim=(2, 3)) / tau, dim=1)
     return spatial.reshape(N, H, W), channel
 
 
@@ -224,7 +214,8 @@ class FGDLoss(BaseDistillLoss):
             when they differ (trained with the student).
         teacher_channels (int): Channels of ``preds_T``, at least 2.
         loss_weight (float): Scales the whole loss. Defaults to 1.0.
-        temp (float): Attention temperature T, > 0. Defaults to 0.5.
+        tau (float): Attention temperature T, > 0 (the published code's ``temp``). Defaults
+            to 0.5.
         alpha_fgd (float): Foreground feature loss weight. Defaults to 1e-3.
         beta_fgd (float): Background feature loss weight. Defaults to 5e-4.
         gamma_fgd (float): Attention loss weight. Defaults to 5e-4.
@@ -243,14 +234,14 @@ class FGDLoss(BaseDistillLoss):
         (torch.Size([]), torch.float32)
     """
     def __init__(self, student_channels: int, teacher_channels: int, loss_weight: float = 1.0,
-                 temp: float = 0.5, alpha_fgd: float = 1e-3, beta_fgd: float = 5e-4,
+                 tau: float = 0.5, alpha_fgd: float = 1e-3, beta_fgd: float = 5e-4,
                  gamma_fgd: float = 5e-4, lambda_fgd: float = 5e-6):
         super().__init__(loss_weight)
-        if temp <= 0:
-            raise ValueError(f'FGDLoss needs a positive temperature temp, got {temp}.')
+        if tau <= 0:
+            raise ValueError(f'FGDLoss needs a positive temperature tau, got {tau}.')
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
-        self.temp = temp
+        self.tau = tau
         self.alpha_fgd = alpha_fgd
         self.beta_fgd = beta_fgd
         self.gamma_fgd = gamma_fgd
@@ -276,8 +267,8 @@ class FGDLoss(BaseDistillLoss):
         feat_S = preds_S if self.align is None else self.align(preds_S)
         feat_T = preds_T
         mask_fg, mask_bg = gt_foreground_masks(data_samples, feat_T.shape, feat_T.device)
-        spatial_T, channel_T = fgd_attention(feat_T, self.temp)
-        spatial_S, channel_S = fgd_attention(feat_S, self.temp)
+        spatial_T, channel_T = fgd_attention(feat_T, self.tau)
+        spatial_S, channel_S = fgd_attention(feat_S, self.tau)
         loss_fg, loss_bg = fgd_feature_loss(feat_S, feat_T, mask_fg, mask_bg, spatial_T,
                                             channel_T)
         loss_at = fgd_attention_loss(spatial_S, channel_S, spatial_T, channel_T)

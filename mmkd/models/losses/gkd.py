@@ -38,6 +38,7 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss
 from .fgd import FGDLoss
+from .utils import spatial_min_max
 
 
 def gradient_guided_map(feat: Tensor, grad: Tensor, eps: float = 1e-6) -> Tensor:
@@ -62,8 +63,7 @@ def gradient_guided_map(feat: Tensor, grad: Tensor, eps: float = 1e-6) -> Tensor
                          'from the same recorder and data_idx as the feature, without connector.')
     weights = grad.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * feat).sum(dim=1, keepdim=True))
-    low = cam.amin(dim=(2, 3), keepdim=True)
-    high = cam.amax(dim=(2, 3), keepdim=True)
+    low, high = spatial_min_max(cam)
     return (cam - low) / (high - low + eps)
 
 

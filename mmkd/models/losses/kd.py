@@ -40,7 +40,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss
-from .utils import no_autocast, to_float32
+from .utils import kl_terms, no_autocast, resize_labels, to_float32
 
 
 def flatten_logits(preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = None,
@@ -97,8 +97,7 @@ def flatten_logits(preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = 
             and labels.shape[0] == preds_S.shape[0] and labels.shape[1:] != preds_S.shape[2:]):
         # Segmentation labels come at the input resolution, logits at the head's (1/4 or 1/8):
         # take each cell's label at its nearest pixel.
-        labels = F.interpolate(labels[:, None].float(), size=tuple(preds_S.shape[2:]),
-                               mode='nearest')[:, 0].long()
+        labels = resize_labels(labels, preds_S.shape[2:])
 
     def _per_sample(value: Optional[Tensor], what: str) -> Optional[Tensor]:
         if value is None:
@@ -179,9 +178,7 @@ def kd_divergence(logits_S: Tensor, logits_T: Tensor, tau: float = 1.0,
         Tensor: (M,) per-sample divergences.
     """
     if mode == 'softmax':
-        log_p_S = F.log_softmax(logits_S / tau, dim=1)
-        log_p_T = F.log_softmax(logits_T / tau, dim=1)
-        kl = log_p_T.exp() * (log_p_T - log_p_S)
+        kl = kl_terms(F.log_softmax(logits_T / tau, dim=1), F.log_softmax(logits_S / tau, dim=1))
     elif mode == 'sigmoid':
         z_S, z_T = logits_S / tau, logits_T / tau
         # log q = logsigmoid(z), log(1 - q) = logsigmoid(-z): stable for any logit.

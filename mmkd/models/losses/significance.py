@@ -44,12 +44,12 @@ KD on dense logits), :math:`w_i = 1` reproduces the wrapped loss on the whole ba
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import MessageHub, print_log
 from torch import Tensor
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss, build_wrapped_loss
+from .utils import gt_boxes, resize_labels, seg_labels
 
 MODES = ('significance', 'regulated', 'hybrid')
 
@@ -95,8 +95,7 @@ def segmentation_handled(logits: Tensor, labels: Tensor, conf_thr: float = 0.5,
     num_classes = logits.shape[1]
     labels = labels.to(logits.device).long()
     if labels.shape[-2:] != logits.shape[-2:]:
-        labels = F.interpolate(labels[:, None].float(), size=tuple(logits.shape[-2:]),
-                               mode='nearest')[:, 0].long()
+        labels = resize_labels(labels, logits.shape[-2:])
     labelled = labels != ignore_index
     bad = labelled & ((labels < 0) | (labels >= num_classes))
     if bool(bad.any()):
@@ -307,7 +306,7 @@ class SignificanceWeightedLoss(BaseDistillLoss):
                 "bbox_head.forward output 0).")
         first = data_samples[0]
         if 'gt_sem_seg' in first:
-            labels = torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples])
+            labels = seg_labels(data_samples)
             if isinstance(student_logits, (list, tuple)):
                 raise ValueError('SignificanceWeightedLoss: for segmentation, student_logits '
                                  'is one (N, K, h, w) tensor (the decode head\'s logits).')
@@ -321,8 +320,8 @@ class SignificanceWeightedLoss(BaseDistillLoss):
             if pad_shape is None:
                 raise ValueError('SignificanceWeightedLoss: the data samples have no '
                                  'batch_input_shape (set by mmdet\'s DetDataPreprocessor).')
-            boxes = [getattr(s.gt_instances.bboxes, 'tensor', s.gt_instances.bboxes)
-                     for s in data_samples]
+            boxes = [gt_boxes(s, f'SignificanceWeightedLoss: data_samples[{i}]')
+                     for i, s in enumerate(data_samples)]
             labels = [s.gt_instances.labels for s in data_samples]
             return detection_handled(student_logits, boxes, labels, pad_shape,
                                      self.num_classes, self.conf_thr).cpu()

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss, build_wrapped_loss, check_feature_channels, check_weight
+from .utils import gt_boxes, spatial_min_max
 
 #: CenterNet's heatmap bias: sigmoid(-2.19) = 0.1, the prior that a cell is a centre.
 HEATMAP_BIAS_INIT = -2.19
@@ -87,7 +88,7 @@ class FeatureRefiner(nn.Module):
             channel, >= 0. Defaults to 0.3.
         max_scale (float): Bound of the scaling factors' distance to 1, in [0, 1).
             Defaults to 0.3.
-        temperature (float): Gumbel-softmax and relaxed-Bernoulli temperature, > 0.
+        tau (float): Gumbel-softmax and relaxed-Bernoulli temperature, > 0.
             Defaults to 1.0.
 
     Example:
@@ -102,17 +103,17 @@ class FeatureRefiner(nn.Module):
     OPERATIONS = ('identity', 'mask', 'noise', 'scale')
 
     def __init__(self, channels: int, max_drop: float = 0.3, max_noise: float = 0.3,
-                 max_scale: float = 0.3, temperature: float = 1.0):
+                 max_scale: float = 0.3, tau: float = 1.0):
         super().__init__()
         if not 0.0 <= max_drop < 1.0 or not 0.0 <= max_scale < 1.0 or not max_noise >= 0.0:
             raise ValueError(f'FeatureRefiner bounds: max_drop and max_scale must lie in [0, 1) '
                              f'and max_noise be >= 0, got max_drop={max_drop}, max_scale='
                              f'{max_scale}, max_noise={max_noise}.')
-        if not temperature > 0:
-            raise ValueError(f'FeatureRefiner: temperature must be > 0, got {temperature}.')
+        if not tau > 0:
+            raise ValueError(f'FeatureRefiner: the temperature tau must be > 0, got {tau}.')
         self.channels = channels
         self.max_drop, self.max_noise, self.max_scale = max_drop, max_noise, max_scale
-        self.temperature = temperature
+        self.tau = tau
         self.op_logits = nn.Parameter(torch.zeros(len(self.OPERATIONS)))
         self.drop_logit = nn.Parameter(torch.zeros(()))
         self.noise_logit = nn.Parameter(torch.zeros(()))
@@ -139,7 +140,7 @@ class FeatureRefiner(nn.Module):
         # clamped so that logit() stays finite; max_drop=0 still drops nothing (keeps at 0.5)
         p = self.drop_probability.clamp(1e-6, 1 - 1e-6)
         u = torch.rand(N, 1, H, W, device=feat.device, dtype=feat.dtype).clamp(1e-6, 1 - 1e-6)
-        soft_keep = torch.sigmoid(-(torch.logit(p) + torch.logit(u)) / self.temperature)
+        soft_keep = torch.sigmoid(-(torch.logit(p) + torch.logit(u)) / self.tau)
         return _straight_through((soft_keep >= 0.5).to(feat.dtype), soft_keep)
 
     def forward(self, feat: Tensor) -> Tensor:
@@ -148,7 +149,7 @@ class FeatureRefiner(nn.Module):
             return feat
         N, C = feat.shape[:2]
         gumbels = -torch.empty(N, len(self.OPERATIONS), device=feat.device).exponential_().log()
-        soft = torch.softmax((self.op_logits + gumbels) / self.temperature, dim=1)
+        soft = torch.softmax((self.op_logits + gumbels) / self.tau, dim=1)
         hard = F.one_hot(soft.argmax(dim=1), len(self.OPERATIONS)).to(soft.dtype)
         choice = _straight_through(hard, soft).to(feat.dtype)[:, :, None, None, None]
         spatial_std = feat.detach().std(dim=(2, 3), keepdim=True, correction=0)
@@ -195,19 +196,6 @@ class DistinctiveAreaModule(nn.Module):
                     offset=self.offset_head(hidden))
 
 
-def _gt_boxes(sample, index: int) -> Tensor:
-    gt = sample.gt_instances
-    if 'bboxes' not in gt:
-        raise ValueError(f'data_samples[{index}].gt_instances has no bboxes: SoKDLoss builds its '
-                         'heatmap targets from the GT boxes of detection samples.')
-    boxes = gt.bboxes
-    boxes = getattr(boxes, 'tensor', boxes)  # mmdet HorizontalBoxes -> (K, 4) tensor
-    if boxes.numel() and boxes.shape[-1] != 4:
-        raise ValueError(f'data_samples[{index}].gt_instances.bboxes must be (K, 4) '
-                         f'(x1, y1, x2, y2), got {tuple(boxes.shape)}.')
-    return boxes.reshape(-1, 4).float()
-
-
 def box_center_targets(data_samples: Sequence, feat_shape: Sequence[int], stride: float,
                        min_overlap: float = 0.3,
                        device: Optional[torch.device] = None) -> Dict[str, Tensor]:
@@ -241,7 +229,8 @@ def box_center_targets(data_samples: Sequence, feat_shape: Sequence[int], stride
     """
     from mmdet.models.utils import gaussian_radius, gen_gaussian_target  # lazy: mmdet is heavy
     H, W = int(feat_shape[-2]), int(feat_shape[-1])
-    all_boxes = [_gt_boxes(sample, i) for i, sample in enumerate(data_samples)]
+    all_boxes = [gt_boxes(sample, f'SoKDLoss heatmap targets: data_samples[{i}]')
+                 for i, sample in enumerate(data_samples)]
     dev = device if device is not None else (all_boxes[0].device if all_boxes else None)
     N = len(data_samples)
     heatmap = torch.zeros(N, 1, H, W, device=dev)
@@ -266,8 +255,7 @@ def attention_target(feat: Tensor, eps: float = 1e-6) -> Dict[str, Tensor]:
     per image (its maximum is exactly 1, the focal loss' positive). Returns
     ``dict(heatmap=(N, 1, H, W))``; no size / offset targets."""
     attention = feat.detach().abs().mean(dim=1, keepdim=True)
-    low = attention.amin(dim=(2, 3), keepdim=True)
-    high = attention.amax(dim=(2, 3), keepdim=True)
+    low, high = spatial_min_max(attention)
     return dict(heatmap=(attention - low) / (high - low).clamp(min=eps))
 
 
@@ -412,7 +400,7 @@ class SoKDLoss(BaseDistillLoss):
             to 0.3.
         max_scale (float): Refiner bound of the scaling factors' distance to 1. Defaults
             to 0.3.
-        temperature (float): Refiner's Gumbel-softmax temperature. Defaults to 1.0.
+        tau (float): Refiner's Gumbel-softmax temperature. Defaults to 1.0.
         dam_channels (int): Hidden channels of the DAM. Defaults to 64.
         min_overlap (float): CenterNet's IoU for the Gaussian radius. Defaults to 0.3.
         aug_weight (float): :math:`\lambda_{aug}`. Defaults to 1.0.
@@ -436,7 +424,7 @@ class SoKDLoss(BaseDistillLoss):
     def __init__(self, loss: dict, student_channels: int, teacher_channels: int,
                  stride: Optional[int] = None, num_areas: int = 10, min_box_size: float = 1.0,
                  max_drop: float = 0.3, max_noise: float = 0.3, max_scale: float = 0.3,
-                 temperature: float = 1.0, dam_channels: int = 64, min_overlap: float = 0.3,
+                 tau: float = 1.0, dam_channels: int = 64, min_overlap: float = 0.3,
                  aug_weight: float = 1.0, dam_weight: float = 1.0, loss_weight: float = 1.0,
                  name: Optional[str] = None):
         super().__init__(loss_weight)
@@ -466,7 +454,7 @@ class SoKDLoss(BaseDistillLoss):
         self.adapter = (nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
                         if student_channels != teacher_channels else None)
         self.refiner = FeatureRefiner(teacher_channels, max_drop, max_noise, max_scale,
-                                      temperature)
+                                      tau)
         self.dam = DistinctiveAreaModule(teacher_channels, dam_channels)
 
     def _check_wrapped_loss(self, type_name) -> None:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss
-from .utils import no_autocast, to_float32
+from .utils import no_autocast, spatial_min_max, to_float32
 
 C1 = 0.01**2
 C2 = 0.03**2
@@ -153,9 +153,8 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
     with no_autocast(preds_S):
         s = to_float32(preds_S)
         t = to_float32(preds_T.detach())
-        s_low, t_low = s.amin(dim=(2, 3), keepdim=True), t.amin(dim=(2, 3), keepdim=True)
-        s_range = s.amax(dim=(2, 3), keepdim=True) - s_low + eps
-        t_range = t.amax(dim=(2, 3), keepdim=True) - t_low + eps
+        (s_low, s_high), (t_low, t_high) = spatial_min_max(s), spatial_min_max(t)
+        s_range, t_range = s_high - s_low + eps, t_high - t_low + eps
         chunk_channels = max(1, chunk_numel // (n * h * w))
         total = _ChannelChunkedSSIMSum.apply(s, s_low, s_range, t, t_low, t_range,
                                              _gaussian(size, sig, s), chunk_channels)

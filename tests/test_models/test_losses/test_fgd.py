@@ -160,6 +160,6 @@ def test_fgd_errors_and_registry():
     with pytest.raises(ValueError, match='gt_instances'):
         gt_foreground_masks([DetDataSample(metainfo=dict(batch_input_shape=(8, 8)))], (8, 8))
     with pytest.raises(ValueError, match='positive temperature'):
-        FGDLoss(8, 8, temp=0)
+        FGDLoss(8, 8, tau=0)
     built = build_component(dict(type='FGDLoss', student_channels=8, teacher_channels=8))
     assert isinstance(built, FGDLoss) and built.gamma_fgd == 5e-4
