@@ -52,6 +52,7 @@ def gradient_guided_map(feat: Tensor, grad: Tensor, eps: float = 1e-6) -> Tensor
         Tensor: (N, 1, H, W), each image's map scaled to [0, 1].
 
     Example:
+        >>> import torch
         >>> feat = torch.tensor([[[[1., 2.], [3., 4.]]]])
         >>> gradient_guided_map(feat, torch.ones_like(feat))
         tensor([[[[0.0000, 0.3333],
@@ -100,6 +101,7 @@ class GKDLoss(BaseDistillLoss):
     ``preds_S`` when no connector is used).
 
     Example:
+        >>> import torch
         >>> s, t = torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(2, 4, 8, 8)
         >>> loss = GKDLoss()(s, t, torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8))
         >>> loss.shape, bool(loss > 0)
