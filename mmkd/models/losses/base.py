@@ -88,9 +88,9 @@ class BaseDistillLoss(nn.Module):
         return self.loss_weight * value
 
     def forward(self, *args, **kwargs) -> Tensor:
-        bound = self.signature().bind(*args, **kwargs)
-        inputs: Dict[str, Any] = dict(bound.arguments)
-        for name, param in self.signature().parameters.items():
+        signature = self.signature()
+        inputs: Dict[str, Any] = dict(signature.bind(*args, **kwargs).arguments)
+        for name, param in signature.parameters.items():
             if param.kind == param.VAR_KEYWORD and name in inputs:
                 inputs.update(inputs.pop(name))
         first = _first_tensor(inputs.values())
