@@ -31,7 +31,7 @@ model = dict(
         distill_losses=dict(
             loss_mgd0=dict(type='MGDLoss', alpha_mgd=2e-5),
             loss_cwd1=dict(type='ChannelWiseDivergence', tau=1, loss_weight=5),
-            loss_fgd2=dict(type='FGDLoss', in_channels=128, alpha_fgd=1e-3)),
+            loss_fgd2=dict(type='FGDLoss', in_channels=128, temp=0.8, alpha_fgd=1e-3)),
         loss_forward_mappings=dict(
             loss_mgd0=dict(
                 preds_S=dict(from_student=True, recorder='fpn', data_idx=0, connector='mgd0'),
@@ -68,6 +68,8 @@ def test_converts_every_part(mmrazor_config, tmp_path):
     assert model.connectors == dict(conv1=dict(type='ConvConnector', in_channels=128,
                                                out_channels=128, norm_cfg=dict(type='BN')))
     assert model.distill_losses.loss_fgd2.student_channels == 128
+    fgd = model.distill_losses.loss_fgd2
+    assert fgd.tau == 0.8 and 'temp' not in fgd  # one name per concept
     assert model.loss_forward_mappings.loss_fgd2.data_samples == dict(from_data='data_samples')
     assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
     assert 'find_unused_parameters' not in cfg
