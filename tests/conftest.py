@@ -1,10 +1,18 @@
 """Fixtures shared by the test suite."""
+import os
 import os.path as osp
 
 import pytest
+import torch
 from tool_runs import DET_TEACHER, SEG_TEACHER, run_tool, tiny_config
 
 from mmkd.datasets import make_digits_dataset
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # README's test command runs 2 worker processes (pytest-xdist): one torch thread each, for
+    # them and for the tools they start, so that 2 cores run 2 workers without oversubscribing.
+    torch.set_num_threads(1)
+    os.environ['OMP_NUM_THREADS'] = '1'
 
 
 @pytest.fixture(scope='session', autouse=True)

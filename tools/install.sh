@@ -26,7 +26,7 @@ stamp="$venv/.mmkd-install-stamp"
 
 check_imports() {
   "$venv/bin/python" - <<'PY'
-import mmcv, mmengine, mmdet, mmseg, torch, pycocotools, sklearn, pytest, mmkd
+import mmcv, mmengine, mmdet, mmseg, torch, pycocotools, sklearn, pytest, xdist, mmkd
 from mmcv.ops import nms, RoIAlign  # compiled ops must be present
 print(f'mmkd env ok: torch {torch.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}')
