@@ -20,6 +20,7 @@ from mmkd.datasets.significance import (DEFINITIONS, default_significance_file,
                                         segmentation_significance, write_significance_file)
 from mmkd.engine.runtime import load_config
 from mmkd.models.distillers.model_config import resolve_model_cfg
+from mmkd.models.losses.utils import box_tensor, gt_boxes
 from mmkd.version import __version__
 
 HISTOGRAM_BINS = 5
@@ -94,7 +95,8 @@ def measure(model, dataloader, score_thr: float, iou_thr: float) -> Tuple[dict, 
                     task = 'detection'
                     gt, pred = sample.gt_instances, sample.pred_instances
                     value = detection_significance(
-                        _tensor(gt.bboxes).cpu(), gt.labels.cpu(), _tensor(pred.bboxes).cpu(),
+                        gt_boxes(sample, 'significance').cpu(), gt.labels.cpu(),
+                        box_tensor(pred.bboxes).cpu(),
                         pred.labels.cpu(), pred.scores.cpu(), score_thr, iou_thr)
                 elif 'seg_logits' in sample:
                     task = 'segmentation'
@@ -130,11 +132,6 @@ def summary(images: dict, task: str, path: str) -> str:
         lines.append(f'  [{low:.1f}, {high:.1f}{bracket} {count:6d} {bar}')
     lines.append(f'wrote {path}')
     return '\n'.join(lines)
-
-
-def _tensor(boxes):
-    """mmdet boxes may be a ``HorizontalBoxes``; its ``.tensor`` is (n, 4) x1 y1 x2 y2."""
-    return getattr(boxes, 'tensor', boxes)
 
 
 def write_teacher_significance(config: str, checkpoint: Optional[str] = None,

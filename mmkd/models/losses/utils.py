@@ -55,6 +55,11 @@ def seg_labels(data_samples) -> Tensor:
     return torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples]).long()
 
 
+def box_tensor(boxes) -> Tensor:
+    """(K, 4) x1 y1 x2 y2 tensor of mmdet boxes (a ``HorizontalBoxes`` or already a tensor)."""
+    return getattr(boxes, 'tensor', boxes)
+
+
 def gt_boxes(sample, where: str) -> Tensor:
     """The (K, 4) float32 ``gt_instances.bboxes`` (x1, y1, x2, y2) of a detection data sample;
     ``where`` names it in errors (e.g. ``'FGDLoss: data_samples[0]'``)."""
@@ -62,8 +67,7 @@ def gt_boxes(sample, where: str) -> Tensor:
     if gt is None or 'bboxes' not in gt:
         raise ValueError(f'{where} has no gt_instances.bboxes: map data_samples=dict('
                          "from_data='data_samples') on a detection model and dataset.")
-    boxes = gt.bboxes
-    boxes = getattr(boxes, 'tensor', boxes)  # mmdet HorizontalBoxes -> (K, 4) tensor
+    boxes = box_tensor(gt.bboxes)
     if boxes.numel() and boxes.shape[-1] != 4:
         raise ValueError(f'{where}: gt_instances.bboxes must be (K, 4) (x1, y1, x2, y2), got '
                          f'{tuple(boxes.shape)}.')
