@@ -32,6 +32,7 @@ from torch import nn
 from mmkd.apis.analysis import (build_distiller, load_analysis_config, load_student_weights,
                                 quiet_logs)
 from mmkd.engine.pretrain import set_pretrained_backbone
+from mmkd.models.distillers.loss_inputs import sum_loss_values
 from mmkd.utils import get_submodule_or_raise
 
 
@@ -43,9 +44,9 @@ def gradient_balance(model: nn.Module, batch: dict, module: str) -> Dict[str, di
               if p.requires_grad]
     data = model.data_preprocessor(batch, True)
     losses = model(**data, mode='loss')
-    parts = {'task': sum(_total(v) for k, v in losses.items()
-                         if 'loss' in k and not k.startswith('distill.'))}
-    parts.update({k: _total(v) for k, v in losses.items() if k.startswith('distill.')})
+    parts = {'task': sum_loss_values({k: v for k, v in losses.items()
+                                      if not k.startswith('distill.')})}
+    parts.update({k: sum_loss_values({k: v}) for k in losses if k.startswith('distill.')})
     grads = {}
     for name, value in parts.items():
         g = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
@@ -59,10 +60,6 @@ def gradient_balance(model: nn.Module, batch: dict, module: str) -> Dict[str, di
         out[name] = dict(value=float(parts[name].detach()), grad_norm=norm,
                          ratio=norm / max(task.norm().item(), 1e-12), cosine=cosine)
     return out
-
-
-def _total(value) -> torch.Tensor:
-    return sum(value) if isinstance(value, (list, tuple)) else value
 
 
 def average(per_batch: List[Dict[str, dict]]) -> Dict[str, dict]:

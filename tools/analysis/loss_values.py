@@ -23,6 +23,7 @@ from typing import Dict
 import torch
 from mmengine.config import Config
 
+from mmkd.models.distillers.loss_inputs import sum_loss_values
 from mmkd.models.distillers.model_config import get_num_classes
 from mmkd.testing import build_random_distiller, random_batch
 
@@ -37,13 +38,9 @@ def loss_values(path: str, seed: int = 0, size: int = 128) -> Dict[str, float]:
     task = 'seg' if cfg.get('default_scope') == 'mmseg' else 'det'
     batch = random_batch(task, get_num_classes(model.student) or 1, 2, size, seed)
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
-    values, total = {}, 0
-    for key, value in losses.items():
-        if 'loss' not in key:
-            continue
-        value = sum(value) if isinstance(value, (list, tuple)) else value
-        values[key] = float(value.detach())
-        total = total + value
+    values = {key: float(sum_loss_values({key: value}).detach())
+              for key, value in losses.items() if 'loss' in key}
+    total = sum_loss_values(losses)
     total.backward()
     params = [p for p in model.parameters() if p.grad is not None]
     values['total'] = float(total.detach())

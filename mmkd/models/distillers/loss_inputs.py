@@ -18,7 +18,7 @@ from typing import Callable, Dict, List
 
 from torch import Tensor, nn
 
-from ..losses.utils import seg_labels, to_float32
+from ..losses.utils import seg_labels, tensors_in, to_float32
 from ..recorders import RecorderManager
 from ..recorders.base_recorder import select
 
@@ -164,15 +164,6 @@ class LossInputs:
 def batch_value(batch: dict, source: str):
     """``inputs`` / ``data_samples`` of the batch, or its (N, H, W) ``gt_sem_seg`` labels."""
     return seg_labels(batch['data_samples']) if source == 'gt_sem_seg' else batch[source]
-
-
-def tensors_in(value) -> List[Tensor]:
-    """The tensors of a tensor or a (nested) list / tuple of them."""
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in tensors_in(v)]
-    return []
 
 
 def sum_loss_values(losses: dict):

@@ -14,7 +14,7 @@ import torch
 from mmengine.logging import MessageHub, print_log
 from torch import Tensor
 
-from .loss_inputs import tensors_in
+from ..losses.utils import tensors_in
 
 MODES = ('error', 'skip')
 

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ..recorders import ModuleInputsRecorder, ModuleOutputsRecorder, RecorderManager
-from .loss_inputs import sum_loss_values, tensors_in
+from ..losses.utils import tensors_in
+from .loss_inputs import sum_loss_values
 
 
 class TaskGradients:

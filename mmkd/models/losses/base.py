@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import build_component
-from .utils import detach, to_float32
+from .utils import detach, tensors_in, to_float32
 
 
 def check_weight(owner: str, name: str, value: Any) -> float:
@@ -51,17 +51,6 @@ def check_weight(owner: str, name: str, value: Any) -> float:
         raise ValueError(f'{owner}: {name} must be a finite number >= 0, got {value!r}. A '
                          'negative weight would maximise the loss; 0 turns it off.')
     return float(value)
-
-
-def _first_tensor(values) -> Any:
-    for value in values:
-        if isinstance(value, Tensor):
-            return value
-        if isinstance(value, (list, tuple)):
-            found = _first_tensor(value)
-            if found is not None:
-                return found
-    return None
 
 
 class BaseDistillLoss(nn.Module):
@@ -93,8 +82,8 @@ class BaseDistillLoss(nn.Module):
         for name, param in signature.parameters.items():
             if param.kind == param.VAR_KEYWORD and name in inputs:
                 inputs.update(inputs.pop(name))
-        first = _first_tensor(inputs.values())
-        device_type = first.device.type if first is not None else 'cpu'
+        tensors = tensors_in(list(inputs.values()))
+        device_type = tensors[0].device.type if tensors else 'cpu'
         with torch.autocast(device_type=device_type, enabled=False):
             inputs = {name: detach(to_float32(value)) if name.endswith('_T')
                       else to_float32(value) for name, value in inputs.items()}

@@ -49,7 +49,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from .base import BaseDistillLoss, build_wrapped_loss
-from .utils import gt_boxes, resize_labels, seg_labels
+from .utils import gt_boxes, resize_labels, seg_labels, tensors_in
 
 MODES = ('significance', 'regulated', 'hybrid')
 
@@ -351,7 +351,8 @@ class SignificanceWeightedLoss(BaseDistillLoss):
             term = float(weights[i]) * self.loss(**inputs)
             total = term if total is None else total + term
         if total is None:  # every image skipped: a zero that keeps the graph
-            return _zero_like_inputs(loss_inputs)
+            grads = [t for t in tensors_in(list(loss_inputs.values())) if t.requires_grad]
+            return grads[0].float().sum() * 0.0 if grads else torch.zeros(())
         return total / num_images
 
     def _check_inner_arguments(self, loss_inputs: dict) -> None:
@@ -366,15 +367,3 @@ class SignificanceWeightedLoss(BaseDistillLoss):
         if missing:
             raise KeyError(f'SignificanceWeightedLoss({self.name}): map the required '
                            f'argument(s) {missing} of {inner}.forward in loss_forward_mappings.')
-
-
-def _zero_like_inputs(loss_inputs: dict) -> Tensor:
-    """0 connected to the first input that needs a gradient (backward keeps working)."""
-    stack = list(loss_inputs.values())
-    while stack:
-        value = stack.pop(0)
-        if isinstance(value, Tensor) and value.requires_grad:
-            return value.float().sum() * 0.0
-        if isinstance(value, (list, tuple)):
-            stack = list(value) + stack
-    return torch.zeros(())

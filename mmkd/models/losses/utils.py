@@ -15,6 +15,15 @@ def to_float32(value):
     return value
 
 
+def tensors_in(value) -> list:
+    """The tensors of a tensor or a (nested) list / tuple of them, in order."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
 def detach(value):
     """Tensors (also inside lists and tuples) detached; everything else unchanged."""
     if isinstance(value, Tensor):
