@@ -2,8 +2,9 @@
 
 One training step, as :meth:`Distiller.loss` runs it:
 
-1. the teacher runs under ``no_grad`` (stopping at its neck when only backbone / neck outputs
-   are recorded) while its recorders capture what the config names;
+1. the teacher runs under ``no_grad`` while its recorders capture what the config names, in
+   its own precision and memory format, and stops once the last record read is taken
+   (:mod:`.teacher_runner`);
 2. the student computes its own task losses, its recorders capturing likewise (then, where a
    loss maps ``gradient=True``, the task-loss gradients: :mod:`.task_gradients`; and the
    teacher replays: :mod:`.teacher_replays`);
@@ -35,6 +36,7 @@ from .model_config import get_num_classes, resolve_model_cfg
 from .nonfinite import NonFiniteGuard
 from .task_gradients import TaskGradients
 from .teacher_replays import TeacherReplays
+from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
 
 #: Top-level submodules whose outputs exist before the task head runs.
 FEATURE_MODULES = ('backbone', 'neck', 'data_preprocessor')
@@ -81,6 +83,20 @@ class Distiller(BaseModel):
             before the optimizer step, naming the loss, the iteration and the non-finite side;
             ``'skip'`` skips that optimizer step and counts the skips in the log
             (``distill_skipped_steps``; single-process training only). Defaults to 'error'.
+        teacher_precision (str, optional): The teacher forward's precision, independent of the
+            student's: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (CUDA only; elsewhere a ValueError
+            at build), run as autocast of that dtype; None runs the teacher in the student's
+            autocast (``--amp``), if any. Recorded teacher tensors reach the losses in float32.
+            See README, "How to choose the teacher settings". Defaults to None.
+        teacher_channels_last (bool): The teacher's weights and inputs in channels_last
+            memory format (faster convolutions with oneDNN / cuDNN). Defaults to False.
+        student_channels_last (bool): The same for the student. Defaults to False.
+        teacher_early_stop (bool): End the teacher's forward once every record the losses and
+            replays read is taken (counted per recorder, so modules called once per FPN level
+            stop after the last call read); False runs the whole forward of
+            ``teacher_forward_mode``. Defaults to True.
+        teacher_compile (bool): ``torch.compile`` the teacher's forward (without early
+            stop). Defaults to False.
         data_preprocessor (dict, optional): Not accepted: the student's and the teacher's own
             preprocessors (from their configs) are used; an error says so when one is given.
     """
@@ -98,6 +114,11 @@ class Distiller(BaseModel):
                  teacher_replays: Optional[Dict[str, dict]] = None,
                  weighting: Optional[dict] = None,
                  nonfinite: str = 'error',
+                 teacher_precision: Optional[str] = None,
+                 teacher_channels_last: bool = False,
+                 student_channels_last: bool = False,
+                 teacher_early_stop: bool = True,
+                 teacher_compile: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -105,6 +126,10 @@ class Distiller(BaseModel):
             raise ValueError('The Distiller takes no data_preprocessor: it uses the student\'s '
                              'and the teacher\'s own (their configs\' model.data_preprocessor). '
                              'Remove model.data_preprocessor from the distillation config.')
+        check_precision(teacher_precision)  # before the models are built: fail fast
+        if not isinstance(student_channels_last, bool):
+            raise TypeError(f'student_channels_last must be True or False, got '
+                            f'{student_channels_last!r}.')
         self.nonfinite_guard = NonFiniteGuard(nonfinite)
         if nonfinite == 'skip' and get_world_size() > 1:
             raise ValueError("nonfinite='skip' works in single-process training only (every "
@@ -151,6 +176,17 @@ class Distiller(BaseModel):
                             'FixedWeighting, UncertaintyWeighting or GradientSimilarityWeighting.')
         self.weighting.bind(list(self.distill_losses), self.student)
         self.teacher_forward_mode = self._choose_teacher_forward_mode(teacher_forward_mode)
+        replay_specs = [spec for replay in (teacher_replays or {}).values()
+                        for spec in replay['args']]
+        loss_specs = [spec for mapping in self.loss_inputs.mappings.values()
+                      for spec in mapping.values()]
+        self.teacher_runner = TeacherRunner(
+            self.teacher, self.teacher_recorders, teacher_precision, teacher_channels_last,
+            needed_records(loss_specs + replay_specs, self.teacher_recorders.recorders),
+            teacher_early_stop, teacher_compile)
+        self.student_channels_last = student_channels_last
+        if student_channels_last:
+            self.student.to(memory_format=torch.channels_last)
         torch.set_rng_state(rng_after_student)
 
     @property
@@ -178,14 +214,18 @@ class Distiller(BaseModel):
         if teacher_inputs is None:
             teacher_inputs, teacher_data_samples = inputs, data_samples
         self._run_teacher(teacher_inputs, teacher_data_samples)
+        if self.student_channels_last:
+            inputs = to_channels_last(inputs)
         with self.student_recorders.recording():
             losses = dict(self.student.loss(inputs, data_samples))
         if self.task_gradients.needed('student'):
             self.task_gradients.store(losses, 'student')
         batch = dict(inputs=inputs, data_samples=data_samples)
         if self.teacher_replays:
-            self.teacher_replays.run(lambda spec: self.loss_inputs.resolve(
-                spec, batch, {}, self.task_gradients.of))
+            device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+            with self.teacher_runner.precision_context(device_type):
+                self.teacher_replays.run(lambda spec: self.loss_inputs.resolve(
+                    spec, batch, {}, self.task_gradients.of))
         try:
             losses.update(self.compute_distill_losses(batch, sum_loss_values(losses)))
         finally:  # nothing recorded in this step outlives it
@@ -259,15 +299,10 @@ class Distiller(BaseModel):
         # Grad mode only for teacher gradients: the frozen weights record no graph, and the
         # recorded outputs are leaves, so only the head's part of the graph is built.
         needs_grad = self.task_gradients.needed('teacher')
-        with torch.set_grad_enabled(needs_grad), self.teacher_recorders.recording():
-            if self.teacher_forward_mode == 'extract_feat':
-                self.teacher.extract_feat(inputs)
-            elif self.teacher_forward_mode == 'tensor':
-                self.teacher(inputs, data_samples, mode='tensor')
-            else:
-                losses = self.teacher(inputs, data_samples, mode='loss')
-                if needs_grad:
-                    self.task_gradients.store(losses, 'teacher')
+        with torch.set_grad_enabled(needs_grad):
+            losses = self.teacher_runner.run(self.teacher_forward_mode, inputs, data_samples)
+        if needs_grad:
+            self.task_gradients.store(losses, 'teacher')
 
     def _check_num_classes(self) -> None:
         needs_equal = [n for n, m in self.distill_losses.items() if m.requires_equal_num_classes]

@@ -1,5 +1,5 @@
 """Recorders capture intermediate results of a model during its forward pass."""
-from typing import Any, List
+from typing import Any, Callable, List, Optional
 
 from torch import nn
 
@@ -24,6 +24,9 @@ class BaseRecorder:
         self.data_buffer: List[Any] = []
         self.recording = False
         self.owner = 'model'
+        #: Called with this recorder after each record (the teacher's early stop counts
+        #: records with it, see ``mmkd/models/distillers/teacher_runner.py``); it may raise.
+        self.on_record: Optional[Callable[['BaseRecorder'], None]] = None
 
     def attach(self, model: nn.Module, owner: str = 'model') -> None:
         """Start watching ``model`` (``owner`` names it in errors, e.g. ``'student'``)."""
@@ -39,6 +42,12 @@ class BaseRecorder:
 
     def reset(self) -> None:
         self.data_buffer.clear()
+
+    def _record(self, data: Any) -> None:
+        """Keep one call's data, then tell :attr:`on_record`."""
+        self.data_buffer.append(data)
+        if self.on_record is not None:
+            self.on_record(self)
 
     def get_record_data(self, record_idx: int = 0, data_idx=None) -> Any:
         """The ``record_idx``-th recorded call, or a part of it.

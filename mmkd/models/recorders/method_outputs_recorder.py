@@ -42,7 +42,7 @@ class MethodOutputsRecorder(BaseRecorder):
         def recorded(*args, **kwargs):
             outputs = original(*args, **kwargs)
             if self.recording:
-                self.data_buffer.append(self._record(args, kwargs, outputs))
+                self._record(self._data(args, kwargs, outputs))
             return outputs
 
         # An instance attribute shadows the class method for this module only.
@@ -54,7 +54,7 @@ class MethodOutputsRecorder(BaseRecorder):
             delattr(self._module, self.method_name)
             self._module = None
 
-    def _record(self, args: tuple, kwargs: dict, outputs):
+    def _data(self, args: tuple, kwargs: dict, outputs):
         return outputs
 
 
@@ -67,5 +67,5 @@ class MethodInputsRecorder(MethodOutputsRecorder):
     (the distiller's ``teacher_replays``).
     """
 
-    def _record(self, args: tuple, kwargs: dict, outputs):
+    def _data(self, args: tuple, kwargs: dict, outputs):
         return args

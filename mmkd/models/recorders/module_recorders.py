@@ -49,7 +49,7 @@ class ModuleOutputsRecorder(BaseRecorder):
             return None
         if self.outputs_as_grad_leaves:
             outputs = _as_grad_leaves(outputs)
-        self.data_buffer.append(outputs)
+        self._record(outputs)
         return outputs if self.outputs_as_grad_leaves else None  # a return value replaces
 
 
@@ -67,4 +67,4 @@ class ModuleInputsRecorder(ModuleOutputsRecorder):
 
     def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
         if self.recording:
-            self.data_buffer.append(inputs)
+            self._record(inputs)

@@ -1,0 +1,183 @@
+"""How the frozen teacher runs: its precision, memory format, early stop and compilation.
+
+The teacher's forward is a third or more of a distillation step, and it is pure inference, so
+it can run cheaper than the student without touching the student's training:
+
+- ``precision``: the teacher's forward runs under ``torch.autocast`` of that dtype (bf16 on
+  CPU and GPU, fp16 on CUDA only), inside the student's own autocast, if any, which it
+  replaces for the teacher only. Autocast rather than a cast of the teacher's weights: the
+  normalisation layers, the anchor / point generators and the teacher replays (which receive
+  the student's float32 tensors) keep working unchanged, and the teacher's state dict stays
+  float32 (on a 2-core CPU the two run the same ResNet-50 within a few percent of each
+  other). Recorded tensors keep the teacher's dtype; the losses cast them to float32
+  (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the connectors.
+- ``channels_last``: the teacher's weights and inputs in NHWC memory format, which oneDNN
+  (CPU) and cuDNN (tensor cores) convolve faster; recorded tensors may then be channels_last,
+  which every loss handles (no ``.view`` on inputs).
+- ``early_stop``: the forward ends as soon as every teacher recorder holds the records the
+  losses and replays read (``record_idx`` + 1 records of each; a recorder read with a
+  negative ``record_idx`` needs them all, so the teacher then runs to the end). A recorder
+  hook raises :class:`TeacherStopped`, which this runner catches. Counting records, not
+  module calls, makes a module called several times per forward (a dense head's convs run
+  once per FPN level) stop the teacher after the last call read, not the first.
+- ``compile``: ``torch.compile`` of the teacher's forward (off by default; see README for
+  when it pays). Compiled code cannot be stopped from a hook, so it runs without early stop.
+"""
+import contextlib
+from typing import Callable, Dict, Iterable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..recorders import RecorderManager
+
+#: ``teacher_precision`` choices; None runs the teacher in the surrounding (student's) autocast.
+TEACHER_PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class TeacherStopped(BaseException):
+    """Raised by a teacher recorder once every needed record is taken; caught by
+    :meth:`TeacherRunner.run`. A ``BaseException`` so that no ``except Exception`` inside
+    mmdet / mmseg code can swallow it."""
+
+
+def check_precision(precision: Optional[str], device_type: Optional[str] = None) -> None:
+    """A ValueError naming the fix when ``precision`` is unknown or cannot run on the device
+    (``device_type``, e.g. 'cpu'; None: the device this machine would train on)."""
+    if precision is not None and precision not in TEACHER_PRECISIONS:
+        raise ValueError(f'teacher_precision must be one of {list(TEACHER_PRECISIONS)} or None '
+                         f'(the student\'s), got {precision!r}.')
+    if device_type is None:
+        device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if precision == 'fp16' and device_type != 'cuda':
+        raise ValueError(f"teacher_precision='fp16' runs on CUDA only, but the teacher runs on "
+                         f"{device_type!r} (no CUDA device here): float16 autocast is not a "
+                         "speed-up elsewhere. Use teacher_precision='bf16' (same range as "
+                         "float32, fast on recent CPUs) or 'fp32'.")
+
+
+def needed_records(specs: Iterable[dict], recorder_names: Iterable[str]) -> Optional[Dict[str, int]]:
+    """``{teacher recorder: how many records the specs read}`` (``record_idx`` + 1 at most);
+    None when some spec reads a record counted from the end (negative ``record_idx``), which
+    only the full forward gives.
+
+    Example:
+        >>> needed_records([dict(from_student=False, recorder='fpn', record_idx=1),
+        ...                 dict(from_student=True, recorder='fpn'),
+        ...                 dict(from_student=False, recorder='head')], ['fpn', 'head'])
+        {'fpn': 2, 'head': 1}
+    """
+    names, needed = set(recorder_names), {}
+    for spec in specs:
+        if spec.get('from_student', True) or spec.get('recorder') not in names:
+            continue
+        idx = spec.get('record_idx', 0)
+        if idx < 0:
+            return None
+        needed[spec['recorder']] = max(needed.get(spec['recorder'], 0), idx + 1)
+    return needed
+
+
+class TeacherRunner:
+    """Runs the teacher's forward for one step with the configured execution settings.
+
+    Args:
+        teacher (nn.Module): the frozen teacher (eval mode, no grad). It is converted to
+            channels_last here when asked.
+        recorders (RecorderManager): the teacher's recorders.
+        precision (str, optional): ``'fp32'``, ``'bf16'``, ``'fp16'`` (CUDA only) or None (the
+            surrounding autocast, i.e. the student's). Defaults to None.
+        channels_last (bool): NHWC weights and inputs. Defaults to False.
+        needed (dict, optional): ``{recorder name: records read}`` (:func:`needed_records`);
+            early stop needs it. None (or an empty dict) runs the whole forward.
+        early_stop (bool): stop once the needed records are taken. Defaults to True.
+        compile (bool): ``torch.compile`` the teacher's forward. Defaults to False.
+    """
+
+    def __init__(self, teacher: nn.Module, recorders: RecorderManager,
+                 precision: Optional[str] = None, channels_last: bool = False,
+                 needed: Optional[Dict[str, int]] = None, early_stop: bool = True,
+                 compile: bool = False):
+        check_precision(precision)
+        for name, value in (('teacher_channels_last', channels_last),
+                            ('teacher_early_stop', early_stop), ('teacher_compile', compile)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be True or False, got {value!r}.')
+        self.teacher = teacher
+        self.recorders = recorders
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
+        if channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        self.needed = dict(needed or {}) if early_stop and not compile else {}
+        self._remaining = 0
+        self._taken: Dict[str, int] = {}
+        for name, recorder in recorders.recorders.items():
+            recorder.on_record = self._counter(name) if name in self.needed else None
+        self._compiled: Dict[str, Callable] = {}
+
+    # ------------------------------------------------------------------ per step
+    def run(self, mode: str, inputs, data_samples=None):
+        """The teacher's forward in ``mode`` (``'extract_feat'``, ``'tensor'`` or ``'loss'``)
+        with the recorders on, in the teacher's precision and memory format; returns what the
+        teacher returned, or None when it stopped early."""
+        device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+        check_precision(self.precision, device_type)
+        inputs = self.format_inputs(inputs)
+        self._taken = {name: 0 for name in self.needed}
+        self._remaining = sum(self.needed.values()) if mode != 'loss' else 0
+        with self.recorders.recording(), self.precision_context(device_type):
+            try:
+                if mode == 'extract_feat':
+                    return self._method('extract_feat')(inputs)
+                return self._method('forward')(inputs, data_samples, mode=mode)
+            except TeacherStopped:
+                return None
+            finally:
+                self._remaining = 0
+
+    def precision_context(self, device_type: str):
+        """Autocast of the teacher's precision (float32: autocast off), or nothing for None.
+        Also used around the teacher replays."""
+        if self.precision is None:
+            return contextlib.nullcontext()
+        dtype = TEACHER_PRECISIONS[self.precision]
+        if dtype == torch.float32:
+            return torch.autocast(device_type=device_type, enabled=False)
+        return torch.autocast(device_type=device_type, dtype=dtype)
+
+    def format_inputs(self, inputs):
+        """The teacher's inputs in its memory format."""
+        return to_channels_last(inputs) if self.channels_last else inputs
+
+    @property
+    def stops_early(self) -> bool:
+        return bool(self.needed)
+
+    # ------------------------------------------------------------------ internals
+    def _counter(self, name: str) -> Callable:
+        def on_record(recorder) -> None:
+            if self._remaining <= 0:  # not in a stoppable run (e.g. the benchmark's own call)
+                return
+            if self._taken[name] < self.needed[name]:
+                self._taken[name] += 1
+                self._remaining -= 1
+                if self._remaining == 0:
+                    raise TeacherStopped
+        return on_record
+
+    def _method(self, name: str) -> Callable:
+        """The teacher's bound method ``name``, compiled once when ``compile`` is on."""
+        if not self.compile:
+            return getattr(self.teacher, name)
+        if name not in self._compiled:
+            self._compiled[name] = torch.compile(getattr(self.teacher, name))
+        return self._compiled[name]
+
+
+def to_channels_last(inputs):
+    """A 4-D tensor in channels_last memory format; anything else unchanged."""
+    if isinstance(inputs, Tensor) and inputs.dim() == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
