@@ -24,9 +24,11 @@ it can run cheaper than the student without touching the student's training:
   when it pays). Compiled code cannot be stopped from a hook, so it runs without early stop.
 """
 import contextlib
+import logging
 from typing import Callable, Dict, Iterable, Optional
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..recorders import RecorderManager
@@ -54,6 +56,14 @@ def check_precision(precision: Optional[str], device_type: Optional[str] = None)
                          f"{device_type!r} (no CUDA device here): float16 autocast is not a "
                          "speed-up elsewhere. Use teacher_precision='bf16' (same range as "
                          "float32, fast on recent CPUs) or 'fp32'.")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 def needed_records(specs: Iterable[dict], recorder_names: Iterable[str]) -> Optional[Dict[str, int]]:
@@ -99,6 +109,11 @@ class TeacherRunner:
                  needed: Optional[Dict[str, int]] = None, early_stop: bool = True,
                  compile: bool = False):
         check_precision(precision)
+        if precision == 'bf16' and not torch.cuda.is_available() and not cpu_has_fast_bf16():
+            print_log("teacher_precision='bf16' on a CPU without native bfloat16 (no AVX512-BF16 "
+                      'or AMX: oneDNN falls back to slow reference kernels, a convolution can '
+                      "run 100x slower than in float32): use teacher_precision='fp32' here.",
+                      logger='current', level=logging.WARNING)
         for name, value in (('teacher_channels_last', channels_last),
                             ('teacher_early_stop', early_stop), ('teacher_compile', compile)):
             if not isinstance(value, bool):
