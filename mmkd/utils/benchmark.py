@@ -72,3 +72,30 @@ def measure_step(step: Callable[[], None], device: str = 'cpu', repeats: int = 3
     peak = _peak_memory(device)
     peak_mib = max(peak - base, 0) / 2**20 if base >= 0 and peak >= 0 else float('nan')
     return dict(seconds=statistics.median(times), peak_mib=peak_mib)
+
+
+def peak_tensor_mib(step: Callable[[], None]) -> float:
+    """Peak of the tensor memory ``step()`` allocates on the CPU, in MiB, above what was live
+    when it started: the running sum of the allocations and frees that torch's profiler
+    records (``profile_memory=True``), in time order.
+
+    Unlike the process's peak resident memory (:func:`measure_step` on CPU), this does not
+    depend on what the allocator kept from earlier steps, so steps measured one after another
+    in one process compare fairly; it counts tensors only (not Python objects or oneDNN
+    scratch space). One extra, untimed run.
+
+    Example:
+        >>> import torch
+        >>> round(peak_tensor_mib(lambda: torch.zeros(2**18) + 1), 1)  # two 1 MiB tensors
+        2.0
+    """
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'
+              and e.device_type() == torch.autograd.DeviceType.CPU]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak / 2**20

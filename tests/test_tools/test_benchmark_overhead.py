@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from tool_runs import load_tool
 
@@ -67,3 +68,21 @@ def test_real_run_measures_each_method(pair, methods, tmp_path, capsys):
         assert row['ratio'] > 0 and row['distill']['seconds'] > 0
         assert any(line.startswith(method) for line in printed.splitlines())
     assert set(json.loads(out.read_text())['results']) == set(methods)
+
+
+def test_quick_teacher_settings_mode_runs_every_setting(tmp_path, capsys):
+    out = tmp_path / 'settings.json'
+    settings = ['fp32', 'bf16+channels_last+early_stop', 'fp16+channels_last']
+    results = benchmark_overhead.main(['--quick', '--cases', 'pkd_digits', '--settings',
+                                       *settings, '--json', str(out)])
+    printed = capsys.readouterr().out
+    row = results['pkd_digits']
+    assert row['student']['seconds'] > 0 and row['teacher']['seconds'] > 0
+    assert list(row['settings']) == settings
+    for name in settings[:2]:
+        assert 'error' not in row['settings'][name], row['settings'][name]
+        assert row['settings'][name]['ratio'] > 0 and row['settings'][name]['peak_mib'] > 0
+        assert any(line.strip().startswith(name) for line in printed.splitlines())
+    if not torch.cuda.is_available():  # fp16 is refused off CUDA, in the table, not a crash
+        assert 'runs on CUDA only' in row['settings']['fp16+channels_last']['error']
+    assert set(json.loads(out.read_text())['results']) == {'pkd_digits'}

@@ -108,6 +108,18 @@ class TeacherRunner:
                  precision: Optional[str] = None, channels_last: bool = False,
                  needed: Optional[Dict[str, int]] = None, early_stop: bool = True,
                  compile: bool = False):
+        self.teacher = teacher
+        self.recorders = recorders
+        self.needed_all = dict(needed or {})
+        self._remaining = 0
+        self._taken: Dict[str, int] = {}
+        self._compiled: Dict[str, Callable] = {}
+        self.configure(precision, channels_last, early_stop, compile)
+
+    def configure(self, precision: Optional[str] = None, channels_last: bool = False,
+                  early_stop: bool = True, compile: bool = False) -> None:
+        """(Re)apply the settings (the arguments of the same names); the overhead benchmark
+        switches them on one built distiller."""
         check_precision(precision)
         if precision == 'bf16' and not torch.cuda.is_available() and not cpu_has_fast_bf16():
             print_log("teacher_precision='bf16' on a CPU without native bfloat16 (no AVX512-BF16 "
@@ -118,19 +130,16 @@ class TeacherRunner:
                             ('teacher_early_stop', early_stop), ('teacher_compile', compile)):
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be True or False, got {value!r}.')
-        self.teacher = teacher
-        self.recorders = recorders
+        if channels_last != getattr(self, 'channels_last', False):
+            self.teacher.to(memory_format=torch.channels_last if channels_last
+                            else torch.contiguous_format)
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile
-        if channels_last:
-            teacher.to(memory_format=torch.channels_last)
-        self.needed = dict(needed or {}) if early_stop and not compile else {}
-        self._remaining = 0
-        self._taken: Dict[str, int] = {}
-        for name, recorder in recorders.recorders.items():
+        self.needed = self.needed_all if early_stop and not compile else {}
+        for name, recorder in self.recorders.recorders.items():
             recorder.on_record = self._counter(name) if name in self.needed else None
-        self._compiled: Dict[str, Callable] = {}
+        self._compiled.clear()
 
     # ------------------------------------------------------------------ per step
     def run(self, mode: str, inputs, data_samples=None):
