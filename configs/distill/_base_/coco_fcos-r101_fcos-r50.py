@@ -13,6 +13,8 @@ model = dict(
     type='Distiller',
     student=dict(cfg_path='mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', pretrained=True),
     teacher=dict(cfg_path='mmdet::fcos/fcos_r101-caffe_fpn_gn-head-1x_coco.py', pretrained=False),
+    # A cheaper teacher (README, "How to choose the teacher settings"), e.g. on GPUs:
+    # teacher_precision='fp16', teacher_channels_last=True,
     teacher_ckpt=teacher_ckpt,
     student_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')))

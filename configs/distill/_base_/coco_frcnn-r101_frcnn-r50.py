@@ -14,6 +14,8 @@ model = dict(
     student=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', pretrained=True),
     teacher=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
                  pretrained=False),
+    # A cheaper teacher (README, "How to choose the teacher settings"), e.g. on GPUs:
+    # teacher_precision='fp16', teacher_channels_last=True,
     teacher_ckpt=teacher_ckpt,
     student_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')))

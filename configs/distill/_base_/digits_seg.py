@@ -15,5 +15,11 @@ model = dict(
     type='Distiller',
     student=dict(cfg_path='{{ fileDirname }}/../../digits/semfpn_r18-w32_digits.py'),
     teacher=dict(cfg_path='{{ fileDirname }}/../../digits/semfpn_r18_digits.py'),
+    # Teacher execution (README, "How to choose the teacher settings"): precision None runs the
+    # teacher in the student's autocast; 'bf16' pays on GPUs and on CPUs with native bfloat16
+    # only, 'fp16' on CUDA only.
+    teacher_precision=None,
+    teacher_channels_last=False,
+    teacher_early_stop=True,
     teacher_ckpt=teacher_ckpt)
 val_cfg = dict(_delete_=True, type='mmkd.DistillValLoop', evaluate_teacher=False)
