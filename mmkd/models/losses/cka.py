@@ -270,6 +270,19 @@ def _to_patch_rows(x: Tensor, ph: int, pw: int, height: int, width: int) -> Tens
     return x.reshape(n, c, u, ph, v, pw).permute(1, 2, 4, 0, 3, 5).reshape(c, u * v, -1)
 
 
+def _centered_gram(rows: Tensor, centered: bool) -> Tensor:
+    """(B, n, d) -> (B, n, n) Gram matrices of the rows, of the column-centered rows when
+    ``centered``: H K H with H = I - 11^T / n, i.e. K minus its row and column means plus its
+    mean. Centering the n x n Gram instead of the (n, d) rows saves two full-size passes over
+    the feature map (and their backward) when d >> n, as for patches."""
+    gram = torch.bmm(rows, rows.transpose(1, 2))
+    if centered:
+        row_means = gram.mean(dim=2, keepdim=True)
+        gram = (gram - row_means - row_means.transpose(1, 2)
+                + row_means.mean(dim=1, keepdim=True))
+    return gram
+
+
 def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
               intra_weight: float = 1.0, inter_weight: float = 0.0, centered: bool = True,
               eps: float = 1e-8) -> Tensor:
@@ -297,7 +310,13 @@ def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
             _warn_constant(f'PCKALoss intra term (samples = patches of a {t.shape[-2]}x'
                            f'{t.shape[-1]} level, patch_size {patch_size})',
                            s_rows.shape[1], centered)
-        cka = batched_linear_cka(s_rows, t_rows, centered, eps)
+        # The Gram form (patches are few, their rows long), the teacher's side without autograd.
+        with torch.no_grad():
+            gram_t = _centered_gram(t_rows, centered)
+            norm_t = torch.linalg.matrix_norm(gram_t)
+        gram_s = _centered_gram(s_rows, centered)
+        cka = (gram_s * gram_t).sum(dim=(1, 2)) / (torch.linalg.matrix_norm(gram_s) * norm_t
+                                                    + eps)
         loss = loss + intra_weight * (1 - cka).mean()
     if inter_weight:
         cka = batched_linear_cka(s_rows.transpose(1, 2), t_rows.transpose(1, 2), centered, eps)
