@@ -129,12 +129,15 @@ SETTINGS = {
     'bf16': dict(precision='bf16', early_stop=False),
     'bf16+channels_last': dict(precision='bf16', channels_last=True, early_stop=False),
     'bf16+channels_last+early_stop': dict(precision='bf16', channels_last=True, early_stop=True),
+    'bf16-weights+channels_last': dict(precision='bf16', channels_last=True, early_stop=False,
+                                       cast_weights=True),
     'fp16+channels_last': dict(precision='fp16', channels_last=True, early_stop=False),
     'compile': dict(precision='fp32', compile=True),
 }
 #: What --teacher-settings runs without --settings (fp16 on CUDA only; compile when asked).
 DEFAULT_SETTINGS = ['fp32', 'fp32+early_stop', 'fp32+channels_last', 'bf16',
-                    'bf16+channels_last', 'bf16+channels_last+early_stop']
+                    'bf16+channels_last', 'bf16-weights+channels_last',
+                    'bf16+channels_last+early_stop']
 
 
 def benchmark_teacher_settings(case: tuple, settings: list, device: str, repeats: int,
@@ -205,7 +208,7 @@ def main_teacher_settings(args) -> Dict[str, dict]:
         raise SystemExit(f'Unknown --cases {unknown}; choose from {list(cases)}.')
     settings = args.settings or [
         s for s in DEFAULT_SETTINGS if not s.startswith('fp16') or args.device == 'cuda']
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats or (1 if args.quick else 3)
     print(f'teacher settings, device {args.device}, batch {args.batch_size}, median of '
           f'{repeats}; peak MiB: the step\'s peak of live tensor memory (CPU: torch profiler, '
           'one extra run; CUDA: max_memory_allocated)')
@@ -254,7 +257,7 @@ def main(argv=None) -> Dict[str, dict]:
     parser.add_argument('--pair', choices=list(PAIRS), default='digits_det')
     parser.add_argument('--methods', nargs='+', help='method names (default: all of the pair)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, help='timed runs (default 3; --quick: 1)')
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--image-size', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--json', help='also write the measurements here')
@@ -268,6 +271,7 @@ def main(argv=None) -> Dict[str, dict]:
     args = parser.parse_args(argv)
     if args.teacher_settings or args.quick:
         return main_teacher_settings(args)
+    args.repeats = args.repeats or 3
     _, task, default_size, _ = PAIRS[args.pair]
     size = tuple(args.image_size or default_size)
     configs = method_configs(args.pair, args.methods)

@@ -171,3 +171,20 @@ def test_channels_last_gives_the_default_loss_values(method):
         values[channels_last] = losses
     for key, value in values[False].items():
         assert torch.allclose(values[True][key], value, rtol=1e-4, atol=1e-6), key
+
+
+def test_cast_weights_runs_a_bf16_teacher_and_float32_losses():
+    distiller = build(teacher_precision='bf16', teacher_cast_weights=True,
+                      teacher_channels_last=True)
+    assert next(distiller.teacher.parameters()).dtype == torch.bfloat16
+    assert next(distiller.student.parameters()).dtype == torch.float32
+    seen = spy_on_losses(distiller)
+    distiller.loss(*batch(distiller))
+    assert seen and all(dtypes == (torch.float32, torch.float32) for dtypes in seen)
+    # switching back restores a float32, contiguous teacher
+    distiller.teacher_runner.configure(precision='fp32')
+    weight = distiller.teacher.backbone.conv1.weight
+    assert weight.dtype == torch.float32 and weight.is_contiguous()
+    with pytest.raises(ValueError, match="teacher_cast_weights=True casts the teacher to "
+                                         "teacher_precision, which is 'fp32'"):
+        distiller.teacher_runner.configure(precision='fp32', cast_weights=True)

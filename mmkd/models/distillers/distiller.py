@@ -97,6 +97,9 @@ class Distiller(BaseModel):
             ``teacher_forward_mode``. Defaults to True.
         teacher_compile (bool): ``torch.compile`` the teacher's forward (without early
             stop). Defaults to False.
+        teacher_cast_weights (bool): Cast the teacher's weights to ``teacher_precision``
+            (bf16 / fp16) once, instead of autocast casting them at every forward. Defaults to
+            False.
         data_preprocessor (dict, optional): Not accepted: the student's and the teacher's own
             preprocessors (from their configs) are used; an error says so when one is given.
     """
@@ -119,6 +122,7 @@ class Distiller(BaseModel):
                  student_channels_last: bool = False,
                  teacher_early_stop: bool = True,
                  teacher_compile: bool = False,
+                 teacher_cast_weights: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -183,7 +187,7 @@ class Distiller(BaseModel):
         self.teacher_runner = TeacherRunner(
             self.teacher, self.teacher_recorders, teacher_precision, teacher_channels_last,
             needed_records(loss_specs + replay_specs, self.teacher_recorders.recorders),
-            teacher_early_stop, teacher_compile)
+            teacher_early_stop, teacher_compile, teacher_cast_weights)
         self.student_channels_last = student_channels_last
         if student_channels_last:
             self.student.to(memory_format=torch.channels_last)

@@ -8,9 +8,11 @@ it can run cheaper than the student without touching the student's training:
   replaces for the teacher only. Autocast rather than a cast of the teacher's weights: the
   normalisation layers, the anchor / point generators and the teacher replays (which receive
   the student's float32 tensors) keep working unchanged, and the teacher's state dict stays
-  float32 (on a 2-core CPU the two run the same ResNet-50 within a few percent of each
-  other). Recorded tensors keep the teacher's dtype; the losses cast them to float32
-  (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the connectors.
+  float32. Autocast casts every weight at every forward, though: ``cast_weights`` casts them
+  once instead (the teacher's modules in that dtype, normalisation layers included), for
+  where the benchmark shows that it pays. Recorded tensors keep the teacher's dtype; the
+  losses cast them to float32 (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the
+  connectors.
 - ``channels_last``: the teacher's weights and inputs in NHWC memory format, which oneDNN
   (CPU) and cuDNN (tensor cores) convolve faster; recorded tensors may then be channels_last,
   which every loss handles (no ``.view`` on inputs).
@@ -102,22 +104,25 @@ class TeacherRunner:
             early stop needs it. None (or an empty dict) runs the whole forward.
         early_stop (bool): stop once the needed records are taken. Defaults to True.
         compile (bool): ``torch.compile`` the teacher's forward. Defaults to False.
+        cast_weights (bool): Cast the teacher's parameters and buffers to ``precision`` once
+            (bf16 / fp16 only) instead of at every forward. Defaults to False.
     """
 
     def __init__(self, teacher: nn.Module, recorders: RecorderManager,
                  precision: Optional[str] = None, channels_last: bool = False,
                  needed: Optional[Dict[str, int]] = None, early_stop: bool = True,
-                 compile: bool = False):
+                 compile: bool = False, cast_weights: bool = False):
         self.teacher = teacher
         self.recorders = recorders
         self.needed_all = dict(needed or {})
         self._remaining = 0
         self._taken: Dict[str, int] = {}
         self._compiled: Dict[str, Callable] = {}
-        self.configure(precision, channels_last, early_stop, compile)
+        self.configure(precision, channels_last, early_stop, compile, cast_weights)
 
     def configure(self, precision: Optional[str] = None, channels_last: bool = False,
-                  early_stop: bool = True, compile: bool = False) -> None:
+                  early_stop: bool = True, compile: bool = False,
+                  cast_weights: bool = False) -> None:
         """(Re)apply the settings (the arguments of the same names); the overhead benchmark
         switches them on one built distiller."""
         check_precision(precision)
@@ -127,12 +132,24 @@ class TeacherRunner:
                       "run 100x slower than in float32): use teacher_precision='fp32' here.",
                       logger='current', level=logging.WARNING)
         for name, value in (('teacher_channels_last', channels_last),
-                            ('teacher_early_stop', early_stop), ('teacher_compile', compile)):
+                            ('teacher_early_stop', early_stop), ('teacher_compile', compile),
+                            ('teacher_cast_weights', cast_weights)):
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be True or False, got {value!r}.')
+        weights_dtype = torch.float32
+        if cast_weights:
+            if precision not in ('bf16', 'fp16'):
+                raise ValueError(f"teacher_cast_weights=True casts the teacher to "
+                                 f"teacher_precision, which is {precision!r}: set "
+                                 "teacher_precision='bf16' or 'fp16', or drop "
+                                 'teacher_cast_weights.')
+            weights_dtype = TEACHER_PRECISIONS[precision]
+        if weights_dtype != getattr(self, 'weights_dtype', torch.float32):
+            self.teacher.to(weights_dtype)
         if channels_last != getattr(self, 'channels_last', False):
             self.teacher.to(memory_format=torch.channels_last if channels_last
                             else torch.contiguous_format)
+        self.weights_dtype = weights_dtype
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile
