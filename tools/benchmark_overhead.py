@@ -41,6 +41,7 @@ from mmengine.config import Config
 
 from mmkd.apis.method_configs import PAIRS, method_configs
 from mmkd.models.distillers.model_config import get_num_classes
+from mmkd.models.distillers.teacher_runner import cpu_has_fast_bf16
 from mmkd.testing import build_random_distiller, random_batch
 from mmkd.utils.benchmark import measure_step, peak_tensor_mib
 
@@ -140,6 +141,14 @@ DEFAULT_SETTINGS = ['fp32', 'fp32+early_stop', 'fp32+channels_last', 'bf16',
                     'bf16+channels_last+early_stop']
 
 
+def default_settings(device: str) -> list:
+    """:data:`DEFAULT_SETTINGS` that can pay on ``device``: fp16 on CUDA only, bf16 on CUDA
+    and on CPUs with native bfloat16."""
+    return [s for s in DEFAULT_SETTINGS
+            if not (s.startswith('fp16') and device != 'cuda')
+            and not (s.startswith('bf16') and device == 'cpu' and not cpu_has_fast_bf16())]
+
+
 def benchmark_teacher_settings(case: tuple, settings: list, device: str, repeats: int,
                                batch_size: int, size: tuple) -> dict:
     """One case's student step, fp32 teacher forward and distill step per setting, each with
@@ -206,8 +215,10 @@ def main_teacher_settings(args) -> Dict[str, dict]:
     unknown = [n for n in names if n not in cases]
     if unknown:
         raise SystemExit(f'Unknown --cases {unknown}; choose from {list(cases)}.')
-    settings = args.settings or [
-        s for s in DEFAULT_SETTINGS if not s.startswith('fp16') or args.device == 'cuda']
+    settings = args.settings or default_settings(args.device)
+    if not args.settings and args.device == 'cpu' and not cpu_has_fast_bf16():
+        print('this CPU has no native bfloat16 (oneDNN emulates it, about 100x slower than '
+              'float32): the bf16 settings are left out; name them in --settings to time them')
     repeats = args.repeats or (1 if args.quick else 3)
     print(f'teacher settings, device {args.device}, batch {args.batch_size}, median of '
           f'{repeats}; peak MiB: the step\'s peak of live tensor memory (CPU: torch profiler, '

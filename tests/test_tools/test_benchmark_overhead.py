@@ -86,3 +86,11 @@ def test_quick_teacher_settings_mode_runs_every_setting(tmp_path, capsys):
     if not torch.cuda.is_available():  # fp16 is refused off CUDA, in the table, not a crash
         assert 'runs on CUDA only' in row['settings']['fp16+channels_last']['error']
     assert set(json.loads(out.read_text())['results']) == {'pkd_digits'}
+
+
+def test_default_teacher_settings_leave_out_what_cannot_pay():
+    from mmkd.models.distillers.teacher_runner import cpu_has_fast_bf16
+    cpu = benchmark_overhead.default_settings('cpu')
+    assert 'fp32' in cpu and not any(s.startswith('fp16') for s in cpu)
+    assert any(s.startswith('bf16') for s in cpu) == cpu_has_fast_bf16()
+    assert 'fp16+channels_last' in benchmark_overhead.default_settings('cuda')

@@ -10,12 +10,14 @@ it can run cheaper than the student without touching the student's training:
   the student's float32 tensors) keep working unchanged, and the teacher's state dict stays
   float32. Autocast casts every weight at every forward, though: ``cast_weights`` casts them
   once instead (the teacher's modules in that dtype, normalisation layers included), for
-  where the benchmark shows that it pays. Recorded tensors keep the teacher's dtype; the
+  where the benchmark shows that it pays; ops outside autocast's lists (e.g. mmcv's RoIAlign
+  in a teacher replay) then see mixed dtypes, so keep it off with replays. Recorded tensors keep the teacher's dtype; the
   losses cast them to float32 (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the
   connectors.
-- ``channels_last``: the teacher's weights and inputs in NHWC memory format, which oneDNN
-  (CPU) and cuDNN (tensor cores) convolve faster; recorded tensors may then be channels_last,
-  which every loss handles (no ``.view`` on inputs).
+- ``channels_last``: the teacher's weights and inputs in NHWC memory format, which cuDNN
+  (tensor cores) and oneDNN with bf16 convolve faster (float32 on an AVX2-only CPU did not
+  gain: ``benchmarks/teacher_settings_cpu.md``); recorded tensors may then be channels_last,
+  which every loss handles (none calls ``.view`` on its inputs; tested on 8 methods).
 - ``early_stop``: the forward ends as soon as every teacher recorder holds the records the
   losses and replays read (``record_idx`` + 1 records of each; a recorder read with a
   negative ``record_idx`` needs them all, so the teacher then runs to the end). A recorder
