@@ -5,17 +5,9 @@
     python tools/benchmark_overhead.py --teacher-settings [--cases pkd_x101_r50 cwd_r101_r50]
         [--settings fp32 bf16 ...] [--quick] [--device cpu|cuda] [--repeats 3] [--json OUT]
 
-The second form measures the teacher settings (``teacher_precision``,
-``teacher_channels_last``, ``teacher_early_stop``, ``teacher_compile``; see
-``mmkd/models/distillers/teacher_runner.py``) on the model-zoo pairs of issue 11 (``CASES``):
-per case, in one process, on one built distiller and one batch, the student step, the fp32
-teacher forward (whole forward of the method's teacher_forward_mode) and the distill step
-under each setting, as ratios to (student step + fp32 teacher forward), with each step's
-peak memory. ``--quick`` runs the same on the digits pair at 64 px (seconds; the tests use it).
-
 For every method config of a teacher / student pair (``configs/distill/<method>/
-<method>_<where>_<pair>.py``, found by :mod:`mmkd.apis.method_configs`) it builds the Distiller (random init: timings do not depend on
-the weights) and times, on the same synthetic batch (random images, random ground truth):
+<method>_<where>_<pair>.py``, found by :mod:`mmkd.apis.method_configs`) it builds the
+Distiller (random init: timings do not depend on the weights) and times, on the same synthetic batch (random images, random ground truth):
 
 * ``student``: the student's own training step (its loss, forward + backward);
 * ``teacher``: the teacher's forward alone, no grad, as far as the method reads it
@@ -28,6 +20,14 @@ recorders and connectors cost nothing. The goal is at most 1.05; methods whose d
 more (GKD's task-loss gradients, SoKD's refiner) are reported like every other. Peak memory is
 each step's own rise (see ``mmkd/utils/benchmark.py``). Without ``--image-size`` the images
 have the size the pair trains on (128 px digits, 1333x800 COCO, 1024x512 Cityscapes crops).
+
+The second form measures the teacher settings (``teacher_precision``,
+``teacher_channels_last``, ``teacher_early_stop``, ``teacher_compile``; see
+``mmkd/models/distillers/teacher_runner.py``) on the model-zoo pairs of issue 11 (``CASES``):
+per case, in one process, on one built distiller and one batch, the student step, the fp32
+teacher forward (whole forward of the method's teacher_forward_mode) and the distill step
+under each setting, as ratios to (student step + fp32 teacher forward), with each step's
+peak memory. ``--quick`` runs the same on the digits pair at 64 px (seconds; the tests use it).
 """
 import argparse
 import json

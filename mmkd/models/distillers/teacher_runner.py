@@ -11,9 +11,9 @@ it can run cheaper than the student without touching the student's training:
   float32. Autocast casts every weight at every forward, though: ``cast_weights`` casts them
   once instead (the teacher's modules in that dtype, normalisation layers included), for
   where the benchmark shows that it pays; ops outside autocast's lists (e.g. mmcv's RoIAlign
-  in a teacher replay) then see mixed dtypes, so keep it off with replays. Recorded tensors keep the teacher's dtype; the
-  losses cast them to float32 (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the
-  connectors.
+  in a teacher replay) then see mixed dtypes, so keep it off with replays. Recorded tensors
+  keep the teacher's dtype; the losses cast them to float32
+  (:class:`mmkd.models.losses.BaseDistillLoss`), and so do the connectors.
 - ``channels_last``: the teacher's weights and inputs in NHWC memory format, which cuDNN
   (tensor cores) and oneDNN with bf16 convolve faster (float32 on an AVX2-only CPU did not
   gain: ``benchmarks/teacher_settings_cpu.md``); recorded tensors may then be channels_last,
@@ -70,7 +70,8 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def needed_records(specs: Iterable[dict], recorder_names: Iterable[str]) -> Optional[Dict[str, int]]:
+def needed_records(specs: Iterable[dict],
+                   recorder_names: Iterable[str]) -> Optional[Dict[str, int]]:
     """``{teacher recorder: how many records the specs read}`` (``record_idx`` + 1 at most);
     None when some spec reads a record counted from the end (negative ``record_idx``), which
     only the full forward gives.
