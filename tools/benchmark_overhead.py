@@ -138,7 +138,7 @@ SETTINGS = {
 #: What --teacher-settings runs without --settings (fp16 on CUDA only; compile when asked).
 DEFAULT_SETTINGS = ['fp32', 'fp32+early_stop', 'fp32+channels_last', 'bf16',
                     'bf16+channels_last', 'bf16-weights+channels_last',
-                    'bf16+channels_last+early_stop']
+                    'bf16+channels_last+early_stop', 'fp16+channels_last']
 
 
 def default_settings(device: str) -> list:
