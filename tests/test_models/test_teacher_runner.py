@@ -188,3 +188,16 @@ def test_cast_weights_runs_a_bf16_teacher_and_float32_losses():
     with pytest.raises(ValueError, match="teacher_cast_weights=True casts the teacher to "
                                          "teacher_precision, which is 'fp32'"):
         distiller.teacher_runner.configure(precision='fp32', cast_weights=True)
+
+
+@pytest.mark.slow  # compiling the digits teacher takes about a minute on 2 CPU cores
+def test_compiled_teacher_gives_the_eager_loss_values():
+    values = {}
+    for compile in (False, True):
+        distiller = build(teacher_compile=compile)
+        assert distiller.teacher_runner.stops_early is not compile
+        torch.manual_seed(0)
+        losses = distiller.loss(*batch(distiller))
+        values[compile] = {k: v for k, v in losses.items() if k.startswith('distill')}
+    for key, value in values[False].items():
+        assert torch.allclose(values[True][key], value, rtol=1e-3), key
