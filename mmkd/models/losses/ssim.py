@@ -151,11 +151,13 @@ def ssim_map_loss(preds_S: Tensor, preds_T: Tensor, window_size: int = 11, sigma
     n, c, h, w = preds_S.shape
     size, sig = shrunk_window(h, w, window_size, sigma)
     with no_autocast(preds_S):
-        s = to_float32(preds_S)
-        t = to_float32(preds_T.detach())
+        # Every (image, channel) map is its own: as (1, N*C, H, W) maps, a chunk of them is a
+        # contiguous slice (no copy on the way in or for its gradient on the way out).
+        s = to_float32(preds_S).reshape(1, n * c, h, w)
+        t = to_float32(preds_T.detach()).reshape(1, n * c, h, w)
         (s_low, s_high), (t_low, t_high) = spatial_min_max(s), spatial_min_max(t)
         s_range, t_range = s_high - s_low + eps, t_high - t_low + eps
-        chunk_channels = max(1, chunk_numel // (n * h * w))
+        chunk_channels = max(1, chunk_numel // (h * w))
         total = _ChannelChunkedSSIMSum.apply(s, s_low, s_range, t, t_low, t_range,
                                              _gaussian(size, sig, s), chunk_channels)
         return (1 - total / s.numel()) / 2
