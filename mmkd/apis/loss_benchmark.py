@@ -1,6 +1,6 @@
 """The measurements of ``tools/benchmark_losses.py``: every distillation loss, forward +
 backward, on COCO-sized FPN levels, next to a RetinaNet-R50 student step and GKD's whole
-distillation steps, and batched PCKA against the published per-channel loop.
+distillation steps, and batched PCKA against per-channel loops (:data:`PCKA_RACES`).
 
 :func:`measure` runs one measurement in a spawned process of its own (its peak memory is that
 measurement's alone); the process imports this module by name to build the step, which is why
@@ -86,17 +86,30 @@ def _loss_step(name: str, device: str, quick: bool) -> Callable[[], None]:
     return step
 
 
+#: PCKA races: name -> (function, FPN levels, keyword arguments). On P3 with the intra and
+#: inter terms against the published loop; on P3 + P4 with the intra term (RetinaNet's
+#: setting) against a plain per-channel loop.
+PCKA_RACES = {
+    'PCKALoss (batched)': ('pcka_loss', 1, dict(inter_weight=1.0)),
+    'PCKA per-channel loop (reference)': ('pcka_loop_reference', 1, dict(inter_weight=1.0)),
+    'PCKALoss intra (batched, P3+P4)': ('pcka_loss', 2, {}),
+    'PCKA intra plain loop (P3+P4)': ('pcka_plain_loop', 2, {}),
+}
+
+
 def _pcka_step(name: str, device: str, quick: bool) -> Callable[[], None]:
+    from mmkd import testing
     from mmkd.models.losses import pcka_loss
-    from mmkd.testing import pcka_loop_reference
-    shape = level_shapes(quick)[0]
-    s = torch.randn(shape, device=device, requires_grad=True)
-    t = torch.randn(shape, device=device)
-    fn = pcka_loss if name == 'PCKALoss (batched)' else pcka_loop_reference
+    fn_name, num_levels, kwargs = PCKA_RACES[name]
+    fn = pcka_loss if fn_name == 'pcka_loss' else getattr(testing, fn_name)
+    shapes = level_shapes(quick)[:num_levels]
+    preds_S = [torch.randn(shape, device=device, requires_grad=True) for shape in shapes]
+    preds_T = [torch.randn(shape, device=device) for shape in shapes]
 
     def step():
-        fn(s, t, inter_weight=1.0).backward()
-        s.grad = None
+        sum(fn(s, t, **kwargs) for s, t in zip(preds_S, preds_T)).backward()
+        for s in preds_S:
+            s.grad = None
 
     return step
 

@@ -25,5 +25,6 @@ def test_report_rows_give_the_share_of_the_student_step():
 def test_topkd_and_the_pcka_loop_reference_steps_run():
     # In this process (no spawn): each step builds its inputs and runs forward + backward.
     _loss_step('TopKDLoss+contrastive', 'cpu', quick=True)()
-    for name in ('PCKALoss (batched)', 'PCKA per-channel loop (reference)'):
+    for name in ('PCKALoss (batched)', 'PCKA per-channel loop (reference)',
+                 'PCKALoss intra (batched, P3+P4)', 'PCKA intra plain loop (P3+P4)'):
         _pcka_step(name, 'cpu', quick=True)()
