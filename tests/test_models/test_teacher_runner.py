@@ -201,3 +201,16 @@ def test_compiled_teacher_gives_the_eager_loss_values():
         values[compile] = {k: v for k, v in losses.items() if k.startswith('distill')}
     for key, value in values[False].items():
         assert torch.allclose(values[True][key], value, rtol=1e-3), key
+
+
+def test_checkpoints_round_trip_with_a_converted_teacher():
+    distiller = build(teacher_precision='bf16', teacher_cast_weights=True,
+                      teacher_channels_last=True, student_channels_last=True)
+    state = distiller.state_dict()
+    assert not any(key.startswith('teacher.') for key in state)
+    distiller.load_state_dict(state)  # the teacher's keys are filled from itself
+    weight = distiller.teacher.backbone.conv1.weight
+    assert weight.dtype == torch.bfloat16
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    student = distiller.student.backbone.conv1.weight
+    assert torch.equal(student, state['student.backbone.conv1.weight'])

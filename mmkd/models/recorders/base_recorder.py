@@ -61,7 +61,9 @@ class BaseRecorder:
                 f'{type(self).__name__}(source={self.source!r}) on the {self.owner} recorded '
                 'nothing in this forward pass: the source did not run. For the teacher, a '
                 "recorder on a head needs `teacher_forward_mode='tensor'` (the default 'auto' "
-                'stops the teacher at the neck when only backbone/neck are recorded).')
+                'stops the teacher at the neck when only backbone/neck are recorded), and '
+                'with teacher_early_stop=True the teacher stops after the last record a loss '
+                'or replay reads, so a recorder read by none may record nothing.')
         if record_idx >= len(self.data_buffer):
             raise IndexError(f'{type(self).__name__}(source={self.source!r}) on the {self.owner} '
                              f'recorded {len(self.data_buffer)} call(s); record_idx={record_idx} '
