@@ -113,6 +113,18 @@ def test_two_process_gloo_training(digits_root, det_teacher_ckpt, tmp_path):
     assert osp.exists(tmp_path / 'iter_2.pth')
 
 
+def test_teacher_settings_train_through_the_tools(digits_root, det_teacher_ckpt, tmp_path):
+    # README "How to choose the teacher settings": the keys set from a config, through the
+    # Runner (optimizer, checkpoint), with an NHWC teacher and student and an fp32 teacher.
+    cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=2, **{
+        'model.teacher_ckpt': det_teacher_ckpt, 'model.teacher_precision': 'fp32',
+        'model.teacher_channels_last': True, 'model.student_channels_last': True})
+    run_tool('train.py', cfg)
+    keys = checkpoint_keys(str(tmp_path / 'iter_2.pth'))
+    assert any(k.startswith('student.') for k in keys)
+    assert not any(k.startswith('teacher.') for k in keys)
+
+
 @pytest.mark.slow  # bfloat16 autocast trains these small convolutions far slower on CPU
 def test_amp_on_cpu_trains(digits_root, det_teacher_ckpt, tmp_path):
     cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=2,
