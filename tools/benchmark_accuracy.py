@@ -28,7 +28,9 @@ is never run again: a killed benchmark redoes only what is missing, and a later 
 other ``--methods`` extends the same table. A run is recognised by its folder alone: after
 changing a method's config, delete that method's folder to have it rerun. A method named
 ``METHOD@xSCALE`` (e.g. ``topkd_logits@x10``) is a row of its own: the method with every
-distillation loss's ``loss_weight`` times SCALE (loss-weight sweeps); ``TASK:METHOD`` (e.g.
+distillation loss's ``loss_weight`` times SCALE (loss-weight sweeps); ``METHOD@bf16`` (or
+``@fp16``, ``@fp32``, after any ``@xSCALE``) is the method with that ``teacher_precision``
+(issue 11: does a cheaper teacher change the student?); ``TASK:METHOD`` (e.g.
 ``det:topkd_logits@x10``) queues a row for that task only. ``--report-only``
 trains nothing and writes the table of the runs finished so far. The Markdown table goes to
 ``--out`` (a ``## Notes`` section written by hand below it is kept), the chart (gains with
@@ -290,9 +292,12 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
             name, config = list(rows[task].items())[index]
             overrides = {} if name == 'student' else {
                 'model.teacher_ckpt': teachers[task]['ckpt']}
-            scale = split_sweep(name)[1]
+            name_without_precision, precision = split_teacher_precision(name)
+            scale = split_sweep(name_without_precision)[1]
             if scale is not None:
                 overrides.update(loss_weight_overrides(config, scale))
+            if precision is not None:
+                overrides['model.teacher_precision'] = precision
             for seed in seeds:
                 keys.append((task, name, seed))
                 # the student alone is validated along the way too: is it near its plateau?
@@ -340,7 +345,24 @@ def split_row(row: str) -> tuple:
     """``'det:topkd_logits@x10'`` -> ``('det', 'topkd_logits@x10', 'topkd_logits')``: the task
     it is limited to ('' for every task), the row's name, its method."""
     only, _, name = row.rpartition(':')
-    return only, name, split_sweep(name)[0]
+    return only, name, split_sweep(split_teacher_precision(name)[0])[0]
+
+
+#: Row suffixes that set the teacher's precision.
+TEACHER_PRECISION_ROWS = ('@bf16', '@fp16', '@fp32')
+
+
+def split_teacher_precision(name: str) -> tuple:
+    """``'pkd_fpn@bf16'`` -> ``('pkd_fpn', 'bf16')``; no suffix -> ``(name, None)``.
+
+    Example:
+        >>> split_teacher_precision('topkd_logits@x10@bf16')
+        ('topkd_logits@x10', 'bf16')
+    """
+    for suffix in TEACHER_PRECISION_ROWS:
+        if name.endswith(suffix):
+            return name[:-len(suffix)], suffix[1:]
+    return name, None
 
 
 def split_sweep(name: str) -> tuple:
@@ -507,6 +529,7 @@ def main(argv=None) -> Dict[str, dict]:
     parser.add_argument('--methods', nargs='+',
                         help='method names (default: all of the pair); METHOD@xSCALE adds a '
                         "row with every distillation loss's loss_weight times SCALE; "
+                        'METHOD@bf16 / @fp16 / @fp32 a row with that teacher_precision; '
                         'TASK:METHOD runs it for that task only (det:topkd_logits@x10)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=1,

@@ -110,6 +110,16 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     assert '| fitnet_fpn@x0.5 |' in out.read_text()
 
 
+def test_teacher_precision_rows_name_their_method():
+    split = benchmark_accuracy.split_teacher_precision
+    assert split('pkd_fpn@bf16') == ('pkd_fpn', 'bf16')
+    assert split('pkd_fpn@x10@fp16') == ('pkd_fpn@x10', 'fp16')
+    assert split('pkd_fpn') == ('pkd_fpn', None)
+    assert benchmark_accuracy.split_row('det:pkd_fpn@x10@bf16') == (
+        'det', 'pkd_fpn@x10@bf16', 'pkd_fpn')
+    assert set(benchmark_accuracy._configs('det', ['pkd_fpn@bf16'])) == {'pkd_fpn@bf16'}
+
+
 def test_sweep_rows_scale_every_loss_weight():
     assert benchmark_accuracy.split_sweep('topkd_logits') == ('topkd_logits', None)
     assert benchmark_accuracy.split_sweep('cka_logits@x0.03') == ('cka_logits', 0.03)
