@@ -89,7 +89,8 @@ class Distiller(BaseModel):
             autocast (``--amp``), if any. Recorded teacher tensors reach the losses in float32.
             See README, "How to choose the teacher settings". Defaults to None.
         teacher_channels_last (bool): The teacher's weights and inputs in channels_last
-            memory format (faster convolutions with oneDNN / cuDNN). Defaults to False.
+            memory format (faster convolutions on tensor-core GPUs and with oneDNN bf16; no
+            gain for float32 on an AVX2 CPU). Defaults to False.
         student_channels_last (bool): The same for the student. Defaults to False.
         teacher_early_stop (bool): End the teacher's forward once every record the losses and
             replays read is taken (counted per recorder, so modules called once per FPN level
