@@ -16,7 +16,7 @@ One training step, as :meth:`Distiller.loss` runs it:
 """
 import copy
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.dist import get_world_size
@@ -34,6 +34,8 @@ from .data_preprocessor import DistillDataPreprocessor
 from .loss_inputs import LossInputs, sum_loss_values
 from .model_config import get_num_classes, resolve_model_cfg
 from .nonfinite import NonFiniteGuard
+from .probe import choose_input_size
+from .recipes import expand_recipes, log_expansion
 from .task_gradients import TaskGradients
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
@@ -101,6 +103,16 @@ class Distiller(BaseModel):
         teacher_cast_weights (bool): Cast the teacher's weights to ``teacher_precision``
             (bf16 / fp16) once, instead of autocast casting them at every forward. Defaults to
             False.
+        recipes (list[dict], optional): Compact wiring, e.g. ``[dict(type='PKD', on='neck')]``:
+            expanded when the model is built, after probing both models once on a dummy
+            image, into recorders, connectors, losses and mappings that are added to the
+            explicit ones (neck levels paired by stride, connectors where channels or sizes
+            differ, each method's published weight and levels); the pairing table goes to the
+            log and to :attr:`recipe_table`. See :mod:`.recipes`. Defaults to None.
+        input_size (int | tuple, optional): (H, W) of the training images, for the recipes'
+            probe only; None reads it from the student's config (its
+            ``data_preprocessor.size`` or its training pipeline's resize / crop), see
+            :mod:`.probe`. Defaults to None.
         data_preprocessor (dict, optional): Not accepted: the student's and the teacher's own
             preprocessors (from their configs) are used; an error says so when one is given.
     """
@@ -124,6 +136,8 @@ class Distiller(BaseModel):
                  teacher_early_stop: bool = True,
                  teacher_compile: bool = False,
                  teacher_cast_weights: bool = False,
+                 recipes: Optional[List[dict]] = None,
+                 input_size=None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -139,8 +153,11 @@ class Distiller(BaseModel):
         if nonfinite == 'skip' and get_world_size() > 1:
             raise ValueError("nonfinite='skip' works in single-process training only (every "
                              "process would have to skip together); use nonfinite='error'.")
-        student_cfg, _ = resolve_model_cfg(student, 'student')
-        teacher_cfg, _ = resolve_model_cfg(teacher, 'teacher')
+        if input_size is not None and not recipes:
+            raise ValueError('input_size sets the size of the recipes\' probe only, and this '
+                             'config has no recipes: remove input_size.')
+        student_cfg, student_source = resolve_model_cfg(student, 'student')
+        teacher_cfg, teacher_source = resolve_model_cfg(teacher, 'teacher')
         self.student = MODELS.build(copy.deepcopy(student_cfg))
         # Whatever is built after the student draws from a copy of torch's random state: with
         # the same seed, the student is initialised exactly as when it trains alone, so a
@@ -159,6 +176,21 @@ class Distiller(BaseModel):
         self._register_state_dict_hook(_drop_teacher_keys)
         self._register_load_state_dict_pre_hook(_fill_teacher_keys, with_module=True)
 
+        #: The recipes' pairing table (None without recipes).
+        self.recipe_table: Optional[str] = None
+        if recipes:
+            size, origin = choose_input_size(input_size, [
+                ('student', student_source, student_cfg), ('teacher', teacher_source, teacher_cfg)])
+            expansion = expand_recipes(recipes, self.student, self.teacher, dict(
+                student_recorders=student_recorders, teacher_recorders=teacher_recorders,
+                connectors=connectors, distill_losses=distill_losses,
+                loss_forward_mappings=loss_forward_mappings), size, origin)
+            student_recorders, teacher_recorders = (expansion.student_recorders,
+                                                    expansion.teacher_recorders)
+            connectors, distill_losses = expansion.connectors, expansion.distill_losses
+            loss_forward_mappings = expansion.loss_forward_mappings
+            self.recipe_table = expansion.table()
+            log_expansion(expansion)
         self.recorders = {'student': RecorderManager(student_recorders),
                           'teacher': RecorderManager(teacher_recorders)}
         self.recorders['student'].attach(self.student, 'student')
