@@ -224,7 +224,8 @@ def test_the_probe_leaves_train_flags_and_random_state_as_they_were():
 
 # ---------------------------------------------------------------------- errors
 @pytest.mark.parametrize('recipe, error, match', [
-    (dict(type='Magic', on='neck'), KeyError, r"Unknown recipe type .*Magic.*Known recipe types: .*CWD.*PKD"),
+    (dict(type='Magic', on='neck'), KeyError,
+     r"Unknown recipe type .*Magic.*Known recipe types: .*CWD.*PKD"),
     (dict(type='CWD'), ValueError, r"recipe CWD needs on=: one of \['neck', 'seg_logits'\]"),
     (dict(type='PKD', on='seg_logits'), ValueError,
      r"PKD cannot read on='seg_logits'; it reads \['neck'\]. Recipes on 'seg_logits': "),
