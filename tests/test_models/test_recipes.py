@@ -293,13 +293,17 @@ def test_training_input_size_reads_the_preprocessor_then_the_pipeline():
 
 
 # ---------------------------------------------------------------------- identity with configs
-def _identical(path, recipes, batch, monkeypatch):
+def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
+    """The config at ``path`` without its losses and mappings (and recorders, unless
+    ``keep_recorders``: then the recipe shares the base's), plus ``recipes``, builds the model
+    of the config itself: same modules, same weights, same losses on ``batch``."""
     logged = []
     monkeypatch.setattr(recipes_module, 'print_log', lambda msg, **kw: logged.append(msg))
     explicit_cfg = Config.fromfile(path)
     recipe_cfg = copy.deepcopy(explicit_cfg)
-    for key in ('distill_losses', 'loss_forward_mappings', 'student_recorders',
-                'teacher_recorders'):
+    dropped = ['distill_losses', 'loss_forward_mappings']
+    dropped += [] if keep_recorders else ['student_recorders', 'teacher_recorders']
+    for key in dropped:
         recipe_cfg.model.pop(key, None)
     recipe_cfg.model.recipes = recipes
     explicit = build_random_distiller(explicit_cfg, seed=3)
@@ -322,8 +326,10 @@ def _identical(path, recipes, batch, monkeypatch):
 
 
 def test_pkd_recipe_builds_the_model_of_the_explicit_digits_config(monkeypatch):
+    # The README's recipe example: the base's fpn recorders are shared by the recipe.
     model = _identical('configs/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py',
-                       [dict(type='PKD', on='neck')], det_batch(128), monkeypatch)
+                       [dict(type='PKD', on='neck')], det_batch(128), monkeypatch,
+                       keep_recorders=True)
     assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(3)]
     assert 'from the student\'s training pipeline' in model.recipe_table  # 128 px
 
