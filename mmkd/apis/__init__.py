@@ -9,6 +9,8 @@ thin ``main()``\\ s over them and never import each other.
   teacher (``tools/significance.py``; the accuracy benchmark writes it for ``selfreg``);
 * :mod:`mmkd.apis.analysis`: a distillation config's Distiller and its layers' features for
   the scripts in ``tools/analysis/``;
+* :mod:`mmkd.apis.distill`: the distillation config ``tools/distill.py`` writes from a
+  student and a teacher config;
 * :mod:`mmkd.apis.loss_benchmark`: the loss-cost measurements of
   ``tools/benchmark_losses.py``, importable by the processes it spawns.
 

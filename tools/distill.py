@@ -1,0 +1,125 @@
+"""Distill a teacher into a student from their two configs, without writing a config.
+
+    python tools/distill.py STUDENT_CONFIG TEACHER_CONFIG TEACHER_CKPT --method pkd \\
+        [--on neck] [--out CONFIG] [--dry-run] [--work-dir DIR] [--amp] [--resume [CKPT]] \\
+        [--cfg-options k=v ...]
+
+Writes a readable distillation config (the student's data, schedule and runtime, plus a
+Distiller of the two models with one recipe: see mmkd/apis/distill.py) to ``--out``, by
+default next to the work dir (``work_dirs/<name>.py`` beside ``work_dirs/<name>/``), then
+trains it as tools/train.py does, with the same options. ``--dry-run`` builds the distiller
+from the written config (random weights, shapes only, on the ``meta`` device where the models
+allow it: no checkpoint is read), so the build log shows the pairing table, prints the
+config, and stops. Configs are files or ``mmdet::`` / ``mmseg::`` model-zoo names.
+"""
+import argparse
+import os
+import os.path as osp
+import shlex
+import sys
+
+from mmengine.config import Config, DictAction
+
+from mmkd.apis.distill import (config_name, default_place, distill_config_text, load_config,
+                               task_of)
+from mmkd.models.distillers.recipes import known_recipes, lookup_recipe
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Distill TEACHER into STUDENT with a recipe')
+    parser.add_argument('student', help='student config (file or mmdet:: / mmseg:: name)')
+    parser.add_argument('teacher', help='teacher config (file or model-zoo name)')
+    parser.add_argument('teacher_ckpt', help='teacher weights (path or URL)')
+    parser.add_argument('--method', required=True,
+                        help=f'recipe type, one of {known_recipes()} (any case)')
+    parser.add_argument('--on', help='where the recipe reads (neck, seg_logits, '
+                        'dense_cls_logits); default: the neck for detectors (KD: the dense '
+                        "head's class logits), the logits for segmentors")
+    parser.add_argument('--out', help='where to write the config; default: <work dir>.py')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the pairing table and the config, do not train')
+    # the options of tools/train.py
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (float16 on CUDA, bfloat16 on CPU)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or without a value from the latest checkpoint')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override entries of the written config, e.g. '
+                        'train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def write_config(args) -> str:
+    """Write the distillation config; return its path."""
+    method, _ = lookup_recipe(args.method)  # an unknown method fails here, listing the known
+    student_cfg = load_config(args.student)
+    on = args.on or default_place(method, task_of(student_cfg))
+    name = config_name(method, on, args.student, args.teacher)
+    work_dir = args.work_dir or osp.join('work_dirs', name)
+    out = args.out or work_dir.rstrip('/\\') + '.py'
+    command = 'python tools/distill.py ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if sys.argv[0].endswith('distill.py') else []))
+    ckpt = args.teacher_ckpt
+    if '://' not in ckpt and osp.exists(ckpt):
+        ckpt = osp.abspath(ckpt)
+    text = distill_config_text(args.student, args.teacher, ckpt,
+                               [dict(type=method, on=on)], student_cfg,
+                               command if command.strip() != 'python tools/distill.py' else '')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        f.write(text)
+    args.work_dir = work_dir
+    return out
+
+
+def dry_run(config: str):
+    """Build the distiller of ``config`` (meta device if the models allow it) and print the
+    config; returns the distiller."""
+    from mmkd.testing import build_random_distiller
+    cfg = Config.fromfile(config)
+    try:
+        model = build_random_distiller(cfg, device='meta')
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: build on CPU
+        model = build_random_distiller(cfg)
+    print(f'\n# {config} (dry run: random weights, the teacher checkpoint is not read, '
+          'nothing is trained)\n')
+    with open(config) as f:
+        print(f.read())
+    return model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = write_config(args)
+    if args.dry_run:
+        return dry_run(config)
+    # as tools/train.py
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmkd.engine import check_annotation_files
+    from mmkd.engine.runtime import distributed_teardown, enable_amp, setup_device
+    from mmkd.engine.runtime import load_config as load_train_config
+    cfg = load_train_config(config, args.cfg_options, args.work_dir, args.launcher)
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    setup_device(cfg)
+    check_annotation_files(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    with distributed_teardown():
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()
