@@ -222,6 +222,28 @@ def test_the_probe_leaves_train_flags_and_random_state_as_they_were():
     assert not student.neck._forward_hooks  # the probe's recorders are detached
 
 
+class ValueDependentModel(TinyModel):
+    """Reads a value in its forward (as drop-path schedules or DETR masks do): no meta run."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.devices = []
+
+    def extract_feat(self, x):
+        self.devices.append(x.device.type)
+        assert x.sum().item() == 0  # .item() raises on meta tensors
+        return super().extract_feat(x)
+
+
+def test_the_probe_runs_on_meta_stand_ins_and_falls_back_to_real_tensors():
+    student, teacher = ValueDependentModel(4), TinyModel(8)
+    out = expand([dict(type='FitNet')], student, teacher)
+    assert student.devices == ['meta', 'cpu']  # tried on meta, then computed
+    assert len(out.connectors) == 3
+    assert all(p.device.type == 'cpu' for p in student.parameters())  # real weights are back
+    assert all(p.device.type == 'cpu' for p in teacher.parameters())
+
+
 # ---------------------------------------------------------------------- errors
 @pytest.mark.parametrize('recipe, error, match', [
     (dict(type='Magic', on='neck'), KeyError,

@@ -65,3 +65,46 @@ def test_distill_trains_a_few_iterations(digits_root, det_teacher_ckpt, tmp_path
     assert osp.exists(work_dir / 'iter_2.pth')
     log = open(next(str(p) for p in work_dir.rglob('*.log'))).read()
     assert 'distill.loss_pkd_fpn0' in log and 'PKD on neck  fpn0' in log
+
+
+# The issue's pairs, as model-zoo configs at their training sizes: built on the meta device
+# (shapes only, no weights, no download), so the pairing is checked in seconds.
+ZOO_PAIRS = {
+    'same family, R101 -> R50': (
+        'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+        'mmdet::retinanet/retinanet_r101_fpn_1x_coco.py', 'pkd',
+        [f'loss_pkd_fpn{i}' for i in range(4)], {}, "fpn4 (stride 128) is not in PKD's"),
+    'DETR-family teacher, one-stage student: DINO -> RTMDet-tiny': (
+        'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+        'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', 'pkd',
+        [f'loss_pkd_fpn{i}' for i in range(3)],
+        {f'pkd_fpn{i}_conv': dict(type='ConvConnector', in_channels=96, out_channels=256)
+         for i in range(3)},
+        'teacher level fpn3 (stride 64, 256x10x10) has no student level of its stride'),
+    'transformer teacher, CNN student: Swin-T -> R50': (
+        'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+        'mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py', 'cwd',
+        [f'loss_cwd_fpn{i}' for i in range(5)], {}, None),
+    'SegFormer-B2 -> PSPNet-R18 (logits at stride 4 and 8)': (
+        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+        'mmseg::segformer/segformer_mit-b2_8xb1-160k_cityscapes-1024x1024.py', 'cwd',
+        ['loss_cwd_logits'], {'cwd_logits_resize': dict(type='ResizeConnector')}, None),
+}
+
+
+@pytest.mark.parametrize('pair', list(ZOO_PAIRS))
+def test_dry_run_pairs_the_issues_model_zoo_pairs(pair, tmp_path):
+    student, teacher, method, losses, connectors, note = ZOO_PAIRS[pair]
+    model = load_tool('distill.py').main([student, teacher, 'teacher.pth', '--method', method,
+                                          '--out', str(tmp_path / 'cfg.py'), '--dry-run'])
+    assert sorted(model.distill_losses) == losses
+    assert sorted(model.connectors) == sorted(connectors)
+    for name, cfg in connectors.items():
+        module = model.connectors[name]
+        assert type(module).__name__ == cfg['type']
+        if 'in_channels' in cfg:
+            conv = module.conv.conv
+            assert (conv.in_channels, conv.out_channels) == (cfg['in_channels'],
+                                                             cfg['out_channels'])
+    table = model.recipe_table
+    assert (note is None and 'dropped' not in table) or (note is not None and note in table)

@@ -9,20 +9,28 @@ probe runs that pass once, when the distiller is built:
   student's config trains at (see :func:`training_input_size`), else
   :data:`DEFAULT_INPUT_SIZE` with a note in the log; each side then pads it as its own data
   preprocessor does (``pad_size_divisor`` / ``size_divisor``), as it will in training;
-* on one all-zero image in eval mode under ``no_grad``, on the model's device (a model built
-  on the ``meta`` device is probed on ``meta`` tensors: shapes without arithmetic);
+* on one all-zero image in eval mode under ``no_grad``, with the model's weights swapped for
+  ``meta`` stand-ins (shapes without arithmetic: a COCO-size X101 costs milliseconds and no
+  memory); a model whose forward needs real data (an op without a meta kernel, a branch on
+  a value) is probed with real tensors on its device instead;
 * with the same recorders the distiller uses (:mod:`mmkd.models.recorders`), attached for the
   pass and detached after it. Every module's train / eval flag and torch's random state are
   restored, so a distiller built from recipes is initialised exactly as the same wiring
   written out (BN statistics are not touched in eval mode).
 """
+import contextlib
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from mmkd.registry import build_component
+
+try:  # swaps a module's tensors for the duration of a call (torch.func.functional_call's core)
+    from torch.nn.utils.stateless import _reparametrize_module
+except ImportError:  # pragma: no cover - a torch without it probes with real tensors
+    _reparametrize_module = None
 
 #: (H, W) of the dummy image when neither ``input_size`` nor the student's config gives one.
 DEFAULT_INPUT_SIZE = (256, 256)
@@ -162,21 +170,50 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
     built = {name: build_component(cfg) for name, cfg in recorders.items()}
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device('cpu')
-    image = torch.zeros((1, 3) + tuple(input_size), device=device)
     training = {module: module.training for module in model.modules()}
+
+    def forward(on_meta: bool) -> None:
+        image = torch.zeros((1, 3) + tuple(input_size),
+                            device='meta' if on_meta else device)
+        for recorder in built.values():
+            recorder.reset()
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), meta_weights(model, on_meta):
+            model._forward(image) if run_head else model.extract_feat(image)
+
     try:
         for recorder in built.values():
             recorder.attach(model, owner)
             recorder.recording = True
         model.eval()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            model._forward(image) if run_head else model.extract_feat(image)
+        try:
+            forward(on_meta=True)
+        except Exception:  # an op without a meta kernel, or data-dependent code: compute
+            if device.type == 'meta':
+                raise
+            forward(on_meta=False)
         return {name: recorder.get_record_data() for name, recorder in built.items()}
     finally:
         for recorder in built.values():
             recorder.detach()
         for module, mode in training.items():
             module.training = mode
+
+
+@contextlib.contextmanager
+def meta_weights(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block, ``model``'s parameters and buffers are stand-ins on the ``meta``
+    device (shapes without data or arithmetic), so a forward pass at a large training size
+    costs neither time nor memory; the real tensors are back afterwards."""
+    if not enabled or _reparametrize_module is None:
+        if enabled:
+            raise NotImplementedError('this torch has no stateless reparametrisation')
+        yield
+        return
+    stand_ins = {name: torch.empty_like(tensor, device='meta') for name, tensor in
+                 list(model.named_parameters()) + list(model.named_buffers())
+                 if tensor.device.type != 'meta'}
+    with _reparametrize_module(model, stand_ins):
+        yield
 
 
 def shape_of(value) -> Optional[Sequence[int]]:

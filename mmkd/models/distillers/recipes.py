@@ -309,6 +309,16 @@ def pair_levels(student_sizes: Sequence[Sequence[int]], teacher_sizes: Sequence[
 
 
 def format_stride(stride: float) -> str:
+    """The nominal stride: the power of two within the pairing tolerance (a 13x21 level of an
+    800x1344 input is stride 64, not 62.7), else the measured value.
+
+    Example:
+        >>> format_stride(62.7), format_stride(8.0), format_stride(12.0)
+        ('64', '8', '12')
+    """
+    octave = round(math.log2(stride))
+    if abs(math.log2(stride) - octave) < STRIDE_TOLERANCE_LOG2:
+        return str(2 ** octave)
     return str(round(stride)) if abs(stride - round(stride)) < 0.05 * stride else f'{stride:.1f}'
 
 
