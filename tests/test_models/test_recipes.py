@@ -297,6 +297,28 @@ def test_name_clashes_with_the_explicit_config_fail():
     assert out.distill_losses['loss_pkd6_fpn0'] == dict(type='PKDLoss', loss_weight=6.0)
 
 
+# ---------------------------------------------------------------------- published settings
+SETTINGS = [(name, place) for name, method in recipes_module.RECIPES.items()
+            for place in method.settings]
+
+
+@pytest.mark.parametrize('name, place', SETTINGS)
+def test_recipe_defaults_are_those_of_the_config_they_cite(name, place):
+    """Each setting names the shipped config it comes from: its losses (one per level) must be
+    the recipe's loss on the recipe's levels, so the two cannot drift apart."""
+    setting = recipes_module.RECIPES[name].settings[place]
+    path = setting.source.split(':')[0]
+    losses = Config.fromfile(path).model.distill_losses
+    filled = {'student_channels', 'teacher_channels', 'num_classes'}  # set from the models
+    for loss in losses.values():
+        assert {k: v for k, v in loss.items() if k not in filled} == setting.loss
+    if place == 'neck':
+        levels = sorted(int(key.rsplit('fpn', 1)[1]) for key in losses)
+        assert levels == list(setting.levels or range(5))  # COCO necks have 5 levels
+    else:
+        assert len(losses) == 1
+
+
 # ---------------------------------------------------------------------- input size
 def test_training_input_size_reads_the_preprocessor_then_the_pipeline():
     det = Config(dict(train_dataloader=dict(dataset=dict(type='RepeatDataset', dataset=dict(
