@@ -1,6 +1,7 @@
 """Recipes: expansion into the explicit wiring (on tiny stand-in models), stride pairing,
 errors, and identity with the written-out configs (digits pairs, random init)."""
 import copy
+import os.path as osp
 import types
 
 import pytest
@@ -17,6 +18,8 @@ from mmkd.models.distillers.recipes import expand_recipes, pair_levels, parse_re
 from mmkd.models.recorders import RecorderManager
 from mmkd.registry import build_component
 from mmkd.testing import build_random_distiller, det_batch, seg_batch
+
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
 
 # ---------------------------------------------------------------------- tiny stand-in models
@@ -307,7 +310,7 @@ def test_recipe_defaults_are_those_of_the_config_they_cite(name, place):
     """Each setting names the shipped config it comes from: its losses (one per level) must be
     the recipe's loss on the recipe's levels, so the two cannot drift apart."""
     setting = recipes_module.RECIPES[name].settings[place]
-    path = setting.source.split(':')[0]
+    path = osp.join(osp.dirname(CONFIGS), setting.source.split(':')[0])
     losses = Config.fromfile(path).model.distill_losses
     filled = {'student_channels', 'teacher_channels', 'num_classes'}  # set from the models
     for loss in losses.values():
@@ -371,7 +374,7 @@ def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
 
 def test_pkd_recipe_builds_the_model_of_the_explicit_digits_config(monkeypatch):
     # The README's recipe example: the base's fpn recorders are shared by the recipe.
-    model = _identical('configs/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py',
+    model = _identical(f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py',
                        [dict(type='PKD', on='neck')], det_batch(128), monkeypatch,
                        keep_recorders=True)
     assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(3)]
@@ -379,19 +382,42 @@ def test_pkd_recipe_builds_the_model_of_the_explicit_digits_config(monkeypatch):
 
 
 def test_cwd_recipe_builds_the_model_of_the_explicit_digits_seg_config(monkeypatch):
-    model = _identical('configs/distill/cwd/cwd_logits_semfpn-r18_semfpn-r18w32_digits.py',
+    model = _identical(f'{CONFIGS}/distill/cwd/cwd_logits_semfpn-r18_semfpn-r18w32_digits.py',
                        [dict(type='CWD', on='seg_logits')], seg_batch(128, num_classes=11),
                        monkeypatch)
     assert model.teacher_forward_mode == 'tensor'
 
 
 def test_kd_recipe_builds_the_model_of_the_explicit_dense_head_config(monkeypatch):
-    _identical('configs/distill/kd/kd_logits_retina-r18_retina-r18w32_digits.py',
+    _identical(f'{CONFIGS}/distill/kd/kd_logits_retina-r18_retina-r18w32_digits.py',
                [dict(type='KD', on='dense_cls_logits')], det_batch(128), monkeypatch)
 
 
 def test_input_size_without_recipes_is_an_error():
-    cfg = Config.fromfile('configs/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py')
+    cfg = Config.fromfile(f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py')
     cfg.model.input_size = 128
     with pytest.raises(ValueError, match='input_size sets the size of the recipes\' probe only'):
         build_random_distiller(cfg)
+
+
+def test_a_narrower_student_neck_trains_through_the_inserted_connectors():
+    from mmengine.registry import init_default_scope
+
+    from mmkd.registry import MODELS
+    narrow = {'model.neck.out_channels': 64, 'model.bbox_head.in_channels': 64,
+              'model.bbox_head.feat_channels': 64}
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        _scope_='mmkd', type='Distiller',
+        student=dict(cfg_path=f'{CONFIGS}/digits/retinanet_r18-w32_digits.py', cfg_options=narrow),
+        teacher=dict(cfg_path=f'{CONFIGS}/digits/retinanet_r18_digits.py'),
+        recipes=[dict(type='CWD', on='neck', levels=(0, 1))]))
+    assert sorted(model.connectors) == ['cwd_fpn0_conv', 'cwd_fpn1_conv']
+    assert 'fpn2 (stride 32) is not in levels (0, 1): left out' in model.recipe_table
+    losses = train_step_losses(model, det_batch(128))
+    total = losses['distill.loss_cwd_fpn0'] + losses['distill.loss_cwd_fpn1']
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    assert model.connectors['cwd_fpn0_conv'].conv.conv.weight.grad.abs().sum() > 0
+    assert model.student.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
