@@ -13,6 +13,10 @@ One training step, as :meth:`Distiller.loss` runs it:
    (:class:`mmkd.models.losses.BaseDistillLoss`); the weighting combines them, and each joins
    the student's losses as ``distill.<name>``;
 4. a NaN or inf distillation loss stops the step before the optimizer (:mod:`.nonfinite`).
+
+The wiring (recorders, connectors, losses, mappings) is written out in the config, or given
+as ``recipes`` (``[dict(type='PKD', on='neck')]``) that are expanded into it when the model is
+built (:mod:`.recipes`, after probing both models' shapes: :mod:`.probe`).
 """
 import copy
 from collections import OrderedDict

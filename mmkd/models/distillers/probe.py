@@ -145,8 +145,20 @@ def choose_input_size(input_size, sides) -> Tuple[Tuple[int, int], str]:
 
 
 def padded_size(size: Tuple[int, int], model: nn.Module) -> Tuple[int, int]:
-    """``size`` padded as ``model``'s data preprocessor pads (its size divisor, if any)."""
+    """``size`` padded as ``model``'s data preprocessor pads: to its fixed ``size`` (mmseg),
+    then to a multiple of its size divisor, if it has them.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> model = SimpleNamespace(data_preprocessor=SimpleNamespace(
+        ...     size=(512, 512), size_divisor=None))
+        >>> padded_size((100, 700), model)
+        (512, 700)
+    """
     preprocessor = getattr(model, 'data_preprocessor', None)
+    fixed = getattr(preprocessor, 'size', None)
+    if fixed:
+        size = (max(size[0], fixed[0]), max(size[1], fixed[1]))
     divisor = (getattr(preprocessor, 'pad_size_divisor', None)
                or getattr(preprocessor, 'size_divisor', None) or 1)
     return tuple(int(math.ceil(s / divisor) * divisor) for s in size)
