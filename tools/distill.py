@@ -10,7 +10,8 @@ default next to the work dir (``work_dirs/<name>.py`` beside ``work_dirs/<name>/
 trains it as tools/train.py does, with the same options. ``--dry-run`` builds the distiller
 from the written config (random weights, shapes only, on the ``meta`` device where the models
 allow it: no checkpoint is read), so the build log shows the pairing table, prints the
-config, and stops. Configs are files or ``mmdet::`` / ``mmseg::`` model-zoo names.
+config and the recipe's explicit wiring, and stops. Configs are files or ``mmdet::`` /
+``mmseg::`` model-zoo names.
 """
 import argparse
 import os
@@ -92,6 +93,8 @@ def dry_run(config: str):
           'nothing is trained)\n')
     with open(config) as f:
         print(f.read())
+    print('# The recipe written out (replace recipes=[...] by this for full control):')
+    print(model.recipe_explicit_config)
     return model
 
 

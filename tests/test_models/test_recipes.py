@@ -356,6 +356,10 @@ def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
     explicit = build_random_distiller(explicit_cfg, seed=3)
     recipe = build_random_distiller(recipe_cfg, seed=3)
     assert explicit.recipe_table is None and logged == [recipe.recipe_table]
+    written_out = {}
+    exec(recipe.recipe_explicit_config, written_out)  # the wiring as config text
+    for key in ('connectors', 'distill_losses', 'loss_forward_mappings'):
+        assert written_out['model'][key] == dict(explicit_cfg.model.get(key) or {}), key
     assert [n for n, _ in explicit.named_modules()] == [n for n, _ in recipe.named_modules()]
     state_e, state_r = explicit.state_dict(), recipe.state_dict()
     assert list(state_e) == list(state_r)

@@ -27,7 +27,9 @@ def test_dry_run_writes_a_readable_config_and_builds_its_pairing(tmp_path, capsy
     assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(3)]
     assert 'PKD on neck  fpn2' in model.recipe_table
     text = out.read_text()
-    assert text in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert text in printed and model.recipe_explicit_config in printed
+    assert "loss_pkd_fpn2=dict(type='PKDLoss', loss_weight=10.0)" in printed
     assert f"_base_ = '{DET_STUDENT}'" in text
     assert "recipes=[dict(type='PKD', on='neck')])" in text
     cfg = Config.fromfile(str(out))

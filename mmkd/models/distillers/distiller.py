@@ -180,8 +180,10 @@ class Distiller(BaseModel):
         self._register_state_dict_hook(_drop_teacher_keys)
         self._register_load_state_dict_pre_hook(_fill_teacher_keys, with_module=True)
 
-        #: The recipes' pairing table (None without recipes).
+        #: The recipes' pairing table, and their wiring written out as config text (None
+        #: without recipes).
         self.recipe_table: Optional[str] = None
+        self.recipe_explicit_config: Optional[str] = None
         if recipes:
             size, origin = choose_input_size(input_size, [
                 ('student', student_source, student_cfg), ('teacher', teacher_source, teacher_cfg)])
@@ -194,6 +196,7 @@ class Distiller(BaseModel):
             connectors, distill_losses = expansion.connectors, expansion.distill_losses
             loss_forward_mappings = expansion.loss_forward_mappings
             self.recipe_table = expansion.table()
+            self.recipe_explicit_config = expansion.explicit_config()
             log_expansion(expansion)
         self.recorders = {'student': RecorderManager(student_recorders),
                           'teacher': RecorderManager(teacher_recorders)}

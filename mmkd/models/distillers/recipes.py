@@ -335,6 +335,31 @@ class Expansion:
     notes: List[str] = field(default_factory=list)
     input_note: str = ''
 
+    def explicit_config(self) -> str:
+        """The expansion as config text (``model = dict(student_recorders=..., ...)``): what
+        to write instead of the recipes for full control over the wiring.
+
+        Example:
+            >>> text = Expansion({}, {}, {}, dict(loss_a=dict(type='PKDLoss')),
+            ...                  dict(loss_a={})).explicit_config()
+            >>> print(text)
+            model = dict(
+                student_recorders=dict(),
+                teacher_recorders=dict(),
+                connectors=dict(),
+                distill_losses=dict(
+                    loss_a=dict(type='PKDLoss')),
+                loss_forward_mappings=dict(
+                    loss_a=dict()))
+        """
+        parts = []
+        for key in ('student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
+                    'loss_forward_mappings'):
+            entries = getattr(self, key)
+            inner = ''.join(f'\n        {name}={_py(value)},' for name, value in entries.items())
+            parts.append(f'    {key}=dict({inner.rstrip(",")})')
+        return 'model = dict(\n' + ',\n'.join(parts) + ')'
+
     def table(self) -> str:
         """The pairing table, one line per loss, then what was dropped and why."""
         header = ('recipe', 'student', 'teacher', 'stride', 'student shape', 'teacher shape',
@@ -399,6 +424,19 @@ def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Modu
         else:
             _expand_dense_logits(recipe, records, inputs, out, student)
     return out
+
+
+def _py(value) -> str:
+    """Config text of a value: ``dict(a=1)`` for dicts with identifier keys, else repr."""
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and k.isidentifier() for k in value):
+            return 'dict(' + ', '.join(f'{k}={_py(v)}' for k, v in value.items()) + ')'
+        return '{' + ', '.join(f'{k!r}: {_py(v)}' for k, v in value.items()) + '}'
+    if isinstance(value, list):
+        return '[' + ', '.join(_py(v) for v in value) + ']'
+    if isinstance(value, tuple):
+        return '(' + ', '.join(_py(v) for v in value) + (',)' if len(value) == 1 else ')')
+    return repr(value)
 
 
 def log_expansion(expansion: Expansion) -> None:
