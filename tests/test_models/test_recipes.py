@@ -1,5 +1,7 @@
-"""Recipes: expansion into the explicit wiring (on tiny stand-in models), stride pairing,
-errors, and identity with the written-out configs (digits pairs, random init)."""
+"""Recipes (mmkd/models/distillers/recipes.py, expansion.py, probe.py: one feature, tested
+together): expansion into the explicit wiring on tiny stand-in models, stride pairing, the
+probe, errors, the published settings, and identity with the written-out configs (digits
+pairs, random init)."""
 import copy
 import os.path as osp
 import types
@@ -11,10 +13,12 @@ from mmengine.config import Config
 from model_steps import train_step_losses
 from torch import nn
 
+from mmkd.models.distillers import expansion as expansion_module
 from mmkd.models.distillers import recipes as recipes_module
+from mmkd.models.distillers.expansion import expand_recipes, pair_levels
 from mmkd.models.distillers.loss_inputs import LossInputs
 from mmkd.models.distillers.probe import choose_input_size, training_input_size
-from mmkd.models.distillers.recipes import expand_recipes, pair_levels, parse_recipe
+from mmkd.models.distillers.recipes import parse_recipe
 from mmkd.models.recorders import RecorderManager
 from mmkd.registry import build_component
 from mmkd.testing import build_random_distiller, det_batch, seg_batch
@@ -345,7 +349,7 @@ def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
     ``keep_recorders``: then the recipe shares the base's), plus ``recipes``, builds the model
     of the config itself: same modules, same weights, same losses on ``batch``."""
     logged = []
-    monkeypatch.setattr(recipes_module, 'print_log', lambda msg, **kw: logged.append(msg))
+    monkeypatch.setattr(expansion_module, 'print_log', lambda msg, **kw: logged.append(msg))
     explicit_cfg = Config.fromfile(path)
     recipe_cfg = copy.deepcopy(explicit_cfg)
     dropped = ['distill_losses', 'loss_forward_mappings']

@@ -16,7 +16,7 @@ One training step, as :meth:`Distiller.loss` runs it:
 
 The wiring (recorders, connectors, losses, mappings) is written out in the config, or given
 as ``recipes`` (``[dict(type='PKD', on='neck')]``) that are expanded into it when the model is
-built (:mod:`.recipes`, after probing both models' shapes: :mod:`.probe`).
+built (:mod:`.recipes`, :mod:`.expansion`, after probing both models' shapes: :mod:`.probe`).
 """
 import copy
 from collections import OrderedDict
@@ -39,7 +39,7 @@ from .loss_inputs import LossInputs, sum_loss_values
 from .model_config import get_num_classes, resolve_model_cfg
 from .nonfinite import NonFiniteGuard
 from .probe import choose_input_size
-from .recipes import expand_recipes, log_expansion
+from .expansion import expand_recipes, log_expansion
 from .task_gradients import TaskGradients
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last

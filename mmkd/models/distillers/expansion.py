@@ -1,0 +1,418 @@
+"""Recipes expanded into the explicit wiring, after probing both built models once.
+
+:func:`expand_recipes` turns the Distiller's ``recipes`` (:mod:`.recipes`) into the five
+explicit dicts it takes (``student_recorders``, ``teacher_recorders``, ``connectors``,
+``distill_losses``, ``loss_forward_mappings``), from the shapes :mod:`.probe` records:
+
+* **recorders**: ``fpn`` (``ModuleOutputsRecorder`` on ``neck``), ``logits``
+  (``decode_head.conv_seg``), ``cls`` (``MethodOutputsRecorder`` on ``bbox_head.forward``)
+  and the student's ``targets`` (``bbox_head.get_targets``): the names the shipped configs
+  use, so a recipe and the written-out config build the same module tree;
+* **neck levels are paired by stride** (input size / level size, each side at its own padded
+  input): student level i goes with the teacher level of the nearest stride within a factor
+  of 2^0.25; student levels without one, and teacher levels left over, are dropped and
+  reported; ``levels`` then picks student levels (the method's published default, e.g. 0-3
+  for PKD, keeps those of them that are paired);
+* **connectors**: a ``ConvConnector(Cs, Ct)`` where channels differ and the loss needs equal
+  channels, a ``ResizeConnector()`` where sizes differ and the loss needs equal sizes (both on
+  the student side, conv first); losses that adapt channels themselves (MGD, FGD) get
+  ``student_channels`` / ``teacher_channels`` instead, losses that resize themselves (PKD,
+  PCKA) or take any shape (CKA on features) get none;
+* **losses** ``loss_<name>_fpn<i>`` (i the student level), ``loss_<name>_logits``,
+  ``loss_<name>_cls``, with the method's published setting (:data:`.recipes.RECIPES`).
+
+Recipes add to the explicit dicts, never replace: a recorder the config already defines with
+the same source is shared; any other name clash is an error. The pairing table goes to the
+build log (``print_log``, logger ``'current'``) and to ``Distiller.recipe_table``, the wiring
+as config text to ``Distiller.recipe_explicit_config``.
+"""
+import copy
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .model_config import get_num_classes
+from .probe import padded_size, probe, shape_of
+from .recipes import PLACES, TARGETS, Place, Recipe, parse_recipe
+
+#: Two levels pair when their strides differ by less than this factor (log2 distance 0.25):
+#: one stride's rounding (a 7-cell level of an 800 px side) still pairs, the next octave not.
+STRIDE_TOLERANCE_LOG2 = 0.25
+
+# ---------------------------------------------------------------------- stride pairing
+def level_stride(input_size: Sequence[int], level_size: Sequence[int]) -> float:
+    """Input size / level size, the geometric mean of both sides' ratios."""
+    return math.sqrt(input_size[0] / level_size[0] * input_size[1] / level_size[1])
+
+
+def pair_levels(student_sizes: Sequence[Sequence[int]], teacher_sizes: Sequence[Sequence[int]],
+                student_input: Sequence[int], teacher_input: Sequence[int]
+                ) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+    """Pair student and teacher levels of equal stride.
+
+    Args:
+        student_sizes / teacher_sizes: (H, W) of each level.
+        student_input / teacher_input: (H, W) of each side's input image.
+
+    Returns:
+        ``(pairs, unpaired student levels, unpaired teacher levels)``; ``pairs`` lists
+        ``(student level, teacher level)`` in student order. Each student level takes the
+        free teacher level of the nearest stride, if within a factor of 2^0.25.
+
+    Example:
+        >>> pair_levels([(16, 16), (8, 8), (4, 4)], [(32, 32), (16, 16), (8, 8)],
+        ...             (128, 128), (128, 128))
+        ([(0, 1), (1, 2)], [2], [0])
+    """
+    s_strides = [math.log2(level_stride(student_input, s)) for s in student_sizes]
+    t_strides = [math.log2(level_stride(teacher_input, t)) for t in teacher_sizes]
+    pairs, taken = [], set()
+    for i, s in enumerate(s_strides):
+        free = [(abs(s - t), j) for j, t in enumerate(t_strides) if j not in taken]
+        if free:
+            distance, j = min(free)
+            if distance < STRIDE_TOLERANCE_LOG2:
+                pairs.append((i, j))
+                taken.add(j)
+    paired_s = {i for i, _ in pairs}
+    return (pairs, [i for i in range(len(s_strides)) if i not in paired_s],
+            [j for j in range(len(t_strides)) if j not in taken])
+
+
+def format_stride(stride: float) -> str:
+    """The nominal stride: the power of two within the pairing tolerance (a 13x21 level of an
+    800x1344 input is stride 64, not 62.7), else the measured value.
+
+    Example:
+        >>> format_stride(62.7), format_stride(8.0), format_stride(12.0)
+        ('64', '8', '12')
+    """
+    octave = round(math.log2(stride))
+    if abs(math.log2(stride) - octave) < STRIDE_TOLERANCE_LOG2:
+        return str(2 ** octave)
+    return str(round(stride)) if abs(stride - round(stride)) < 0.05 * stride else f'{stride:.1f}'
+
+
+# ---------------------------------------------------------------------- expansion
+@dataclass
+class Expansion:
+    """The explicit dicts and the report of :func:`expand_recipes`."""
+    student_recorders: dict
+    teacher_recorders: dict
+    connectors: dict
+    distill_losses: dict
+    loss_forward_mappings: dict
+    rows: List[Tuple[str, ...]] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    input_note: str = ''
+
+    def explicit_config(self) -> str:
+        """The expansion as config text (``model = dict(student_recorders=..., ...)``): what
+        to write instead of the recipes for full control over the wiring.
+
+        Example:
+            >>> text = Expansion({}, {}, {}, dict(loss_a=dict(type='PKDLoss')),
+            ...                  dict(loss_a={})).explicit_config()
+            >>> print(text)
+            model = dict(
+                student_recorders=dict(),
+                teacher_recorders=dict(),
+                connectors=dict(),
+                distill_losses=dict(
+                    loss_a=dict(type='PKDLoss')),
+                loss_forward_mappings=dict(
+                    loss_a=dict()))
+        """
+        parts = []
+        for key in ('student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
+                    'loss_forward_mappings'):
+            entries = getattr(self, key)
+            inner = ''.join(f'\n        {name}={_py(value)},' for name, value in entries.items())
+            parts.append(f'    {key}=dict({inner.rstrip(",")})')
+        return 'model = dict(\n' + ',\n'.join(parts) + ')'
+
+    def table(self) -> str:
+        """The pairing table, one line per loss, then what was dropped and why."""
+        header = ('recipe', 'student', 'teacher', 'stride', 'student shape', 'teacher shape',
+                  'connector', 'loss', 'weight')
+        rows = [header] + self.rows
+        widths = [max(len(str(row[c])) for row in rows) for c in range(len(header))]
+        lines = ['  '.join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+                 for row in rows]
+        lines.insert(1, '  '.join('-' * w for w in widths))
+        lines = [f'Recipes expanded (probe input {self.input_note}):'] + lines
+        lines += [f'  {note}' for note in self.notes]
+        return '\n'.join(lines)
+
+
+def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Module,
+                   explicit: Dict[str, Optional[dict]], input_size: Tuple[int, int],
+                   input_origin: str = 'input_size') -> Expansion:
+    """Expand ``recipes`` into the Distiller's explicit dicts (see the module docstring).
+
+    Args:
+        recipes (list[dict]): The recipes.
+        student, teacher (nn.Module): The built models (probed once each).
+        explicit (dict): The config's own ``student_recorders``, ``teacher_recorders``,
+            ``connectors``, ``distill_losses`` and ``loss_forward_mappings`` (may be None);
+            recipes add to copies of them.
+        input_size (tuple): (H, W) of the training images, before each side's padding.
+        input_origin (str): Where ``input_size`` comes from, for the log.
+
+    Returns:
+        Expansion: the five dicts, the table rows and notes (``.table()``).
+    """
+    if not isinstance(recipes, (list, tuple)):
+        raise TypeError(f"recipes must be a list of dicts such as dict(type='PKD', on='neck'), "
+                        f'got {type(recipes).__name__}.')
+    parsed = [parse_recipe(i, r) for i, r in enumerate(recipes)]
+    out = Expansion(*(dict(copy.deepcopy(explicit.get(k)) or {}) for k in (
+        'student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
+        'loss_forward_mappings')))
+    models = dict(student=student, teacher=teacher)
+    inputs = {side: padded_size(input_size, model) for side, model in models.items()}
+    out.input_note = (f'{input_size[0]}x{input_size[1]} from {input_origin}; padded: student '
+                      f'{inputs["student"][0]}x{inputs["student"][1]}, teacher '
+                      f'{inputs["teacher"][0]}x{inputs["teacher"][1]}')
+    places = {r.on: PLACES[r.on] for r in parsed}
+    for recipe in parsed:
+        for side, model in models.items():
+            _check_module(model, side, PLACES[recipe.on], recipe)
+    for place in places.values():
+        _add_recorder(out.student_recorders, 'student_recorders', place.recorder, place.cfg)
+        _add_recorder(out.teacher_recorders, 'teacher_recorders', place.recorder, place.cfg)
+    if 'dense_cls_logits' in places:
+        _add_recorder(out.student_recorders, 'student_recorders', *TARGETS)
+    run_head = any(p.head for p in places.values())
+    probed = {side: probe(model, {p.recorder: p.cfg for p in places.values()}, inputs[side],
+                          side, run_head) for side, model in models.items()}
+    for recipe in parsed:
+        records = {side: probed[side][PLACES[recipe.on].recorder] for side in models}
+        if recipe.on == 'neck':
+            _expand_neck(recipe, records, inputs, out)
+        elif recipe.on == 'seg_logits':
+            _expand_single(recipe, records, inputs, out)
+        else:
+            _expand_dense_logits(recipe, records, inputs, out, student)
+    return out
+
+
+def _py(value) -> str:
+    """Config text of a value: ``dict(a=1)`` for dicts with identifier keys, else repr."""
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and k.isidentifier() for k in value):
+            return 'dict(' + ', '.join(f'{k}={_py(v)}' for k, v in value.items()) + ')'
+        return '{' + ', '.join(f'{k!r}: {_py(v)}' for k, v in value.items()) + '}'
+    if isinstance(value, list):
+        return '[' + ', '.join(_py(v) for v in value) + ']'
+    if isinstance(value, tuple):
+        return '(' + ', '.join(_py(v) for v in value) + (',)' if len(value) == 1 else ')')
+    return repr(value)
+
+
+def log_expansion(expansion: Expansion) -> None:
+    print_log(expansion.table(), logger='current')
+
+
+def _check_module(model: nn.Module, side: str, place: Place, recipe: Recipe) -> None:
+    try:
+        model.get_submodule(place.module)
+    except AttributeError:
+        top = [n for n, _ in model.named_children()]
+        what = {'neck': 'no neck', 'decode_head.conv_seg': 'no decode_head.conv_seg (an mmseg '
+                'decode head\'s classifier)', 'bbox_head': 'no bbox_head (a dense detection '
+                'head)'}[place.module]
+        others = [p for p in recipe.method.settings if p != recipe.on]
+        raise ValueError(
+            f'recipes[{recipe.index}] ({recipe.label}): the {side} ({type(model).__name__}) has '
+            f'{what}; its top-level modules: {top}. '
+            + (f'Recipe {recipe.type} also reads {others}; ' if others else '')
+            + 'or record another module with the explicit form (student_recorders, '
+            'teacher_recorders, distill_losses, loss_forward_mappings).') from None
+
+
+def _add_recorder(recorders: dict, key: str, name: str, cfg: dict) -> None:
+    if name in recorders:
+        if dict(recorders[name]) != cfg:
+            raise ValueError(f'Recipes record {cfg} as {key}[{name!r}], but the config defines '
+                             f'{key}[{name!r}] = {dict(recorders[name])}: rename that recorder '
+                             'in the explicit part of the config.')
+        return
+    recorders[name] = copy.deepcopy(cfg)
+
+
+def _add(out: Expansion, recipe: Recipe, key: str, name: str, value: dict) -> None:
+    target = getattr(out, key)
+    if name in target:
+        raise ValueError(f'recipes[{recipe.index}] ({recipe.label}) defines {key}[{name!r}], '
+                         'which the config (or an earlier recipe) already defines: give the '
+                         f"recipe another name=..., e.g. name='{recipe.name}2'.")
+    target[name] = value
+
+
+def _shape_text(shape) -> str:
+    return 'x'.join(str(v) for v in shape)
+
+
+def _wire(recipe: Recipe, out: Expansion, suffix: str, s_spec: dict, t_spec: dict,
+          s_shape, t_shape) -> Tuple[str, str]:
+    """Add the connectors and the loss of one pair; return (connector text, loss name)."""
+    setting, loss = recipe.setting, copy.deepcopy(recipe.loss)
+    base = f'{recipe.name}_{suffix}'
+    connectors = []
+    (cs, *hw_s), (ct, *hw_t) = s_shape, t_shape
+    if cs != ct:
+        if setting.channels == 'connector':
+            connectors.append((f'{base}_conv', dict(type='ConvConnector', in_channels=cs,
+                                                    out_channels=ct), f'ConvConnector({cs}->{ct})'))
+        elif setting.channels == 'equal':
+            raise ValueError(f'recipes[{recipe.index}] ({recipe.label}) compares class scores, '
+                             f'but the student has {cs} channels and the teacher {ct} there: '
+                             'use a teacher trained on the same classes, or a feature recipe '
+                             "(on='neck').")
+    if setting.channels == 'loss':
+        loss.update(student_channels=cs, teacher_channels=ct)
+    if hw_s != hw_t and setting.size == 'connector':
+        connectors.append((f'{base}_resize', dict(type='ResizeConnector'), 'ResizeConnector'))
+    for name, cfg, _ in connectors:
+        _add(out, recipe, 'connectors', name, cfg)
+    if connectors:
+        names = [name for name, _, _ in connectors]
+        s_spec['connector'] = names[0] if len(names) == 1 else names
+    loss_name = f'loss_{base}'
+    _add(out, recipe, 'distill_losses', loss_name, loss)
+    mapping = dict(preds_S=s_spec, preds_T=t_spec)
+    if setting.data_samples:
+        mapping['data_samples'] = dict(from_data='data_samples')
+    _add(out, recipe, 'loss_forward_mappings', loss_name, mapping)
+    text = ' + '.join(t for _, _, t in connectors) or '-'
+    if hw_s != hw_t and setting.size == 'loss':
+        text = (text + ' (loss resizes)') if connectors else '- (loss resizes)'
+    return text, loss_name
+
+
+def _weight(recipe: Recipe) -> str:
+    loss = recipe.loss
+    if 'loss_weight' in loss:
+        return f'{loss["loss_weight"]:g}'
+    default = inspect.signature(MODELS.get(loss['type']).__init__).parameters.get('loss_weight')
+    return f'{default.default:g}' if default is not None else '-'
+
+
+def _levels_of(record, side: str, recipe: Recipe) -> List[Tensor]:
+    levels = list(record) if isinstance(record, (list, tuple)) else [record]
+    if not levels or not all(shape_of(t) is not None for t in levels):
+        raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side} neck does not '
+                         'return (N, C, H, W) maps (a tensor or a list of them); use the '
+                         'explicit form to record another module.')
+    return levels
+
+
+def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion) -> None:
+    s_levels = _levels_of(records['student'], 'student', recipe)
+    t_levels = _levels_of(records['teacher'], 'teacher', recipe)
+    s_shapes = [shape_of(t) for t in s_levels]
+    t_shapes = [shape_of(t) for t in t_levels]
+    pairs, lone_s, lone_t = pair_levels([s[1:] for s in s_shapes], [t[1:] for t in t_shapes],
+                                        inputs['student'], inputs['teacher'])
+    s_strides = [level_stride(inputs['student'], s[1:]) for s in s_shapes]
+    t_strides = [level_stride(inputs['teacher'], t[1:]) for t in t_shapes]
+    if not pairs:
+        raise ValueError(
+            f'recipes[{recipe.index}] ({recipe.label}): no student and teacher neck levels '
+            'have the same stride (input size / level size): student strides '
+            f'{[format_stride(s) for s in s_strides]}, teacher strides '
+            f'{[format_stride(t) for t in t_strides]}. Check input_size, or pair levels of '
+            'different strides in the explicit form with a ResizeConnector.')
+    label = recipe.label
+    if recipe.levels_given:
+        paired = [i for i, _ in pairs]
+        wrong = [i for i in recipe.levels if i not in paired]
+        if wrong:
+            raise ValueError(
+                f'recipes[{recipe.index}] ({label}): levels {wrong} are not paired student neck '
+                f'levels; the paired ones are {paired} (student strides '
+                f'{[format_stride(s) for s in s_strides]}, teacher strides '
+                f'{[format_stride(t) for t in t_strides]}).')
+    for i in lone_s:
+        out.notes.append(f'{label}: student level fpn{i} (stride {format_stride(s_strides[i])},'
+                         f' {_shape_text(s_shapes[i])}) has no teacher level of its stride: '
+                         'dropped')
+    for j in lone_t:
+        out.notes.append(f'{label}: teacher level fpn{j} (stride {format_stride(t_strides[j])},'
+                         f' {_shape_text(t_shapes[j])}) has no student level of its stride: '
+                         'dropped')
+    recorder = PLACES['neck'].recorder
+    for i, j in pairs:
+        if recipe.levels is not None and i not in recipe.levels:
+            why = 'levels' if recipe.levels_given else f"{recipe.type}'s default levels"
+            out.notes.append(f'{label}: student level fpn{i} (stride '
+                             f'{format_stride(s_strides[i])}) is not in {why} '
+                             f'{tuple(recipe.levels)}: left out')
+            continue
+        s_spec = dict(from_student=True, recorder=recorder, data_idx=i)
+        t_spec = dict(from_student=False, recorder=recorder, data_idx=j)
+        connector, loss_name = _wire(recipe, out, f'{PLACES["neck"].suffix}{i}', s_spec, t_spec,
+                                     s_shapes[i], t_shapes[j])
+        out.rows.append((label, f'fpn{i}', f'fpn{j}', format_stride(s_strides[i]),
+                         _shape_text(s_shapes[i]), _shape_text(t_shapes[j]), connector,
+                         f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
+
+
+def _expand_single(recipe: Recipe, records: dict, inputs: dict, out: Expansion) -> None:
+    place = PLACES[recipe.on]
+    shapes = {}
+    for side in ('student', 'teacher'):
+        shapes[side] = shape_of(records[side])
+        if shapes[side] is None:
+            raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side}\'s '
+                             f'{place.module} does not return one (N, C, H, W) map.')
+    s_spec = dict(from_student=True, recorder=place.recorder)
+    t_spec = dict(from_student=False, recorder=place.recorder)
+    connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, shapes['student'],
+                                 shapes['teacher'])
+    stride = (f'{format_stride(level_stride(inputs["student"], shapes["student"][1:]))} / '
+              f'{format_stride(level_stride(inputs["teacher"], shapes["teacher"][1:]))}')
+    out.rows.append((recipe.label, place.recorder, place.recorder, stride,
+                     _shape_text(shapes['student']), _shape_text(shapes['teacher']), connector,
+                     f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
+
+
+def _expand_dense_logits(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
+                         student: nn.Module) -> None:
+    place = PLACES[recipe.on]
+    maps = {}
+    for side in ('student', 'teacher'):
+        record = records[side]
+        maps[side] = (list(record[0]) if isinstance(record, (list, tuple)) and record
+                      and isinstance(record[0], (list, tuple)) else None)
+        if not maps[side] or not all(shape_of(t) is not None for t in maps[side]):
+            raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side}\'s '
+                             'bbox_head.forward does not return per-level class maps first '
+                             '(a dense head such as RetinaHead, FCOSHead, GFLHead).')
+    s_shapes = [shape_of(t) for t in maps['student']]
+    t_shapes = [shape_of(t) for t in maps['teacher']]
+    if s_shapes != t_shapes:
+        raise ValueError(
+            f'recipes[{recipe.index}] ({recipe.label}) compares the dense heads\' class maps '
+            f'location by location, so they must have the same levels, anchors and classes; '
+            f'got student {[_shape_text(s) for s in s_shapes]} and teacher '
+            f'{[_shape_text(t) for t in t_shapes]}. Use a feature recipe (on=\'neck\') for '
+            'this pair.')
+    recipe.loss.setdefault('num_classes', get_num_classes(student))
+    s_spec = dict(from_student=True, recorder=place.recorder, data_idx=0)
+    t_spec = dict(from_student=False, recorder=place.recorder, data_idx=0)
+    connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, s_shapes[0],
+                                 t_shapes[0])
+    out.loss_forward_mappings[loss_name]['labels'] = dict(
+        from_student=True, recorder=TARGETS[0], data_idx=0)
+    strides = ','.join(format_stride(level_stride(inputs['student'], s[1:])) for s in s_shapes)
+    out.rows.append((recipe.label, f'cls ({len(s_shapes)} levels)', f'cls ({len(t_shapes)})',
+                     strides, _shape_text(s_shapes[0]) + (', ...' if len(s_shapes) > 1 else ''),
+                     _shape_text(t_shapes[0]) + (', ...' if len(t_shapes) > 1 else ''),
+                     connector, f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
