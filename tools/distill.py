@@ -23,7 +23,7 @@ from mmengine.config import Config, DictAction
 
 from mmkd.apis.distill import (config_name, default_place, distill_config_text, load_config,
                                task_of)
-from mmkd.models.distillers.recipes import known_recipes, lookup_recipe
+from mmkd.models.distillers.recipes import known_recipes, lookup_recipe, parse_recipe
 
 
 def parse_args(argv=None):
@@ -62,6 +62,7 @@ def write_config(args) -> str:
     method, _ = lookup_recipe(args.method)  # an unknown method fails here, listing the known
     student_cfg = load_config(args.student)
     on = args.on or default_place(method, task_of(student_cfg))
+    parse_recipe(0, dict(type=method, on=on))  # a place the method cannot read fails here
     name = config_name(method, on, args.student, args.teacher)
     work_dir = args.work_dir or osp.join('work_dirs', name)
     out = args.out or work_dir.rstrip('/\\') + '.py'

@@ -49,6 +49,10 @@ def test_seg_pair_defaults_to_the_logits_and_an_unknown_method_lists_the_known(t
     with pytest.raises(KeyError, match='Known recipe types'):
         tool.main([SEG_STUDENT, SEG_TEACHER_CFG, 't.pth', '--method', 'fbkd', '--dry-run',
                    '--out', str(tmp_path / 'x.py')])
+    with pytest.raises(ValueError, match="PKD cannot read on='seg_logits'"):
+        tool.main([SEG_STUDENT, SEG_TEACHER_CFG, 't.pth', '--method', 'pkd', '--on',
+                   'seg_logits', '--out', str(tmp_path / 'y.py')])
+    assert not (tmp_path / 'x.py').exists() and not (tmp_path / 'y.py').exists()
 
 
 def test_distill_trains_a_few_iterations(digits_root, det_teacher_ckpt, tmp_path):
