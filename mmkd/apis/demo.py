@@ -6,9 +6,11 @@ runs of a task and exports the distilled student; :data:`TASKS` names the config
 of each task. ``tools/demo.py`` is the command line over them; ``tools/benchmark_accuracy.py``
 trains every row of its table with :func:`run` on :data:`TASKS`' pairs.
 """
+import json
+import os
 import os.path as osp
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from mmengine.runner import Runner
 
@@ -24,12 +26,12 @@ TASKS = {
     'det': dict(
         teacher=f'{CONFIGS}/digits/retinanet_r18_digits.py',
         student=f'{CONFIGS}/digits/retinanet_r18-w32_digits.py',
-        distill=f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py',
+        distilled=f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py',
         metric='coco/bbox_mAP', metric_name='bbox_mAP'),
     'seg': dict(
         teacher=f'{CONFIGS}/digits/semfpn_r18_digits.py',
         student=f'{CONFIGS}/digits/semfpn_r18-w32_digits.py',
-        distill=f'{CONFIGS}/distill/fitnet/fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+        distilled=f'{CONFIGS}/distill/fitnet/fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py',
         metric='mIoU', metric_name='mIoU'),
 }
 #: (train images, val images, teacher iters, student iters) for the full and the quick demo.
@@ -81,6 +83,29 @@ def run(config: str, work_dir: str, data_root: str, iters: int, metric: str, see
     return float(metrics.get(metric, 0.0)), ckpt
 
 
+def finished_run(run_dir: str, config: str, iters: int, seed: int, budget: dict,
+                 train: Callable[[str], tuple]) -> dict:
+    """``{value, ckpt, seconds}`` of one demo run: read from ``run_dir/demo_result.json`` when
+    a run of the same config, iterations, seed and budget finished there (its checkpoint still
+    on disk), else trained now with ``train(run_dir)`` -> (value, ckpt) and written there
+    atomically, so a killed demo redoes only the runs it had not finished."""
+    path = osp.join(run_dir, 'demo_result.json')
+    key = dict(config=osp.relpath(config, CONFIGS), iters=iters, seed=seed, budget=budget)
+    if osp.exists(path):
+        with open(path) as f:
+            done = json.load(f)
+        if done.get('key') == key and osp.exists(done['ckpt']):
+            return done
+    start = time.time()
+    value, ckpt = train(run_dir)
+    done = dict(key=key, value=value, ckpt=ckpt, seconds=time.time() - start)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(done, f, indent=1)
+    os.replace(path + '.tmp', path)
+    return done
+
+
 def run_task(task: str, work_dir: str, budget: dict, seed: int = 0) -> dict:
     """Teacher, student alone and distilled student of ``task`` on ``budget`` (a
     :data:`BUDGETS` entry) under ``work_dir``, which also holds the generated dataset; the
@@ -90,22 +115,16 @@ def run_task(task: str, work_dir: str, budget: dict, seed: int = 0) -> dict:
     if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
         make_digits_dataset(data_root, num_train=budget['num_train'],
                             num_val=budget['num_val'], seed=0)
-    result, times = {}, {}
-    for role in ('teacher', 'student'):
-        start = time.time()
+    result, ckpts, times = {}, {}, {}
+    for role in ('teacher', 'student', 'distilled'):
         iters = budget['teacher_iters'] if role == 'teacher' else budget['student_iters']
-        value, ckpt = run(spec[role], osp.join(work_dir, task, role), data_root, iters,
-                          spec['metric'], seed=seed)
-        times[role] = time.time() - start
-        result[role] = {spec['metric_name']: value}
-        if role == 'teacher':
-            teacher_ckpt = ckpt
-    start = time.time()
-    distill_dir = osp.join(work_dir, task, 'distilled')
-    value, ckpt = run(spec['distill'], distill_dir, data_root, budget['student_iters'],
-                      spec['metric'], seed=seed, **{'model.teacher_ckpt': teacher_ckpt})
-    times['distilled'] = time.time() - start
-    result['distilled'] = {spec['metric_name']: value}
+        extra = {'model.teacher_ckpt': ckpts['teacher']} if role == 'distilled' else {}
+        done = finished_run(osp.join(work_dir, task, role), spec[role], iters, seed, budget,
+                            lambda d: run(spec[role], d, data_root, iters, spec['metric'],
+                                          seed=seed, **extra))
+        result[role] = {spec['metric_name']: done['value']}
+        ckpts[role], times[role] = done['ckpt'], done['seconds']
+    ckpt, distill_dir = ckpts['distilled'], osp.join(work_dir, task, 'distilled')
     exported, student_config = export_student(ckpt, osp.join(distill_dir, 'student_exported.pth'))
     result.update(distilled_ckpt=ckpt, exported_student_ckpt=exported,
                   student_config=student_config,

@@ -35,3 +35,27 @@ def test_same_seed_gives_the_same_run_and_another_seed_does_not(tmp_path, digits
     assert value_a == value_b
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_finished_demo_run_is_read_back_and_a_changed_one_trained_again(tmp_path):
+    """A killed demo resumes: only runs without a matching result (same config, iterations,
+    seed, budget; checkpoint on disk) train again."""
+    from mmkd.apis.demo import BUDGETS, TASKS, finished_run
+
+    calls = []
+
+    def train(run_dir):
+        calls.append(run_dir)
+        ckpt = tmp_path / f'ckpt{len(calls)}.pth'
+        ckpt.write_text('x')
+        return 0.5 + len(calls), str(ckpt)
+
+    config, budget, run_dir = TASKS['det']['student'], BUDGETS['quick'], str(tmp_path / 'run')
+    first = finished_run(run_dir, config, 20, 0, budget, train)
+    assert first['value'] == 1.5 and len(calls) == 1
+    assert finished_run(run_dir, config, 20, 0, budget, train) == first and len(calls) == 1
+    assert finished_run(run_dir, config, 20, 1, budget, train)['value'] == 2.5  # another seed
+    assert finished_run(run_dir, config, 30, 1, budget, train)['value'] == 3.5  # other iters
+    (tmp_path / 'ckpt3.pth').unlink()  # its checkpoint gone: trained again
+    assert finished_run(run_dir, config, 30, 1, budget, train)['value'] == 4.5
+    assert len(calls) == 4
