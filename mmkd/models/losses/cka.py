@@ -36,6 +36,8 @@ from .base import BaseDistillLoss, check_weight
 from .utils import no_autocast, to_float32
 
 _FORMS = ('auto', 'gram', 'cross')
+#: How PCKALoss treats a level side shorter than a patch (see :class:`PCKALoss`).
+SMALL_LEVELS = ('shrink_patch', 'upsample')
 
 
 def batched_linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float = 1e-8,
@@ -236,11 +238,25 @@ def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:
         raise ValueError(f'{name}: eps must be > 0, got {eps!r}.')
 
 
-def _patch_grid(size: Tuple[int, int], patch_size: int) -> Tuple[int, int, int, int]:
-    """(ph, pw, H', W'): patch sides and the size the maps are resized to."""
+def _patch_grid(size: Tuple[int, int], patch_size: int,
+                small_levels: str = 'shrink_patch') -> Tuple[int, int, int, int]:
+    """(ph, pw, H', W'): patch sides and the size the maps are resized to.
+
+    ``'shrink_patch'``: a side shorter than a patch keeps its size and the patch shrinks to it;
+    ``'upsample'``: patches are always ``patch_size`` square and every side is resized to the
+    next multiple of it (the published code)."""
     (h, w), ps = size, patch_size
-    ph, pw = min(ps, h), min(ps, w)
+    if small_levels == 'upsample':
+        ph = pw = ps
+    else:
+        ph, pw = min(ps, h), min(ps, w)
     return ph, pw, math.ceil(h / ph) * ph, math.ceil(w / pw) * pw
+
+
+def _check_small_levels(small_levels: str) -> None:
+    if small_levels not in SMALL_LEVELS:
+        raise ValueError(f'PCKALoss: small_levels must be one of {SMALL_LEVELS}, got '
+                         f"{small_levels!r} ('upsample' reproduces the published code).")
 
 
 def _check_pcka_inputs(preds_S: Tensor, preds_T: Tensor, patch_size: int) -> None:
@@ -285,7 +301,7 @@ def _centered_gram(rows: Tensor, centered: bool) -> Tensor:
 
 def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
               intra_weight: float = 1.0, inter_weight: float = 0.0, centered: bool = True,
-              eps: float = 1e-8) -> Tensor:
+              eps: float = 1e-8, small_levels: str = 'shrink_patch') -> Tensor:
     """PCKA loss of one FPN level without ``loss_weight``, batched over channels.
 
     The teacher is detached and the result is float32; see :class:`PCKALoss` for the math.
@@ -298,10 +314,13 @@ def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         inter_weight (float): Defaults to 0.0.
         centered (bool): Defaults to True.
         eps (float): Defaults to 1e-8.
+        small_levels (str): ``'shrink_patch'`` or ``'upsample'``, see :class:`PCKALoss`.
+            Defaults to 'shrink_patch'.
     """
     _check_pcka_inputs(preds_S, preds_T, patch_size)
+    _check_small_levels(small_levels)
     s, t = to_float32(preds_S), to_float32(preds_T.detach())
-    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
+    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size, small_levels)
     s_rows = _to_patch_rows(s, ph, pw, height, width)
     t_rows = _to_patch_rows(t, ph, pw, height, width)
     loss = s.new_zeros(())
@@ -329,9 +348,13 @@ class PCKALoss(BaseDistillLoss):
     r"""PCKA: patch-wise CKA for one FPN level (the paper's detection loss).
 
     Both maps are resized (bilinear) to the smallest multiple of the patch size that is >= the
-    teacher's size; a side shorter than a patch is kept and the patch shrinks to it (a 7x20
-    level with ``patch_size=16`` gives 1x2 patches of 7x16). The published code upsamples
-    such a side to 16 instead, which gives the same patch count. Each map is cut into P
+    teacher's size. With ``small_levels='shrink_patch'`` (the default) a side shorter than a
+    patch is kept and the patch shrinks to it (a 7x20 level with ``patch_size=16`` gives 1x2
+    patches of 7x16), so no level is blown up. Deviation: the published code upsamples such a
+    side to the patch size instead (7x20 -> 16x32, 1x2 patches of 16x16); the patch count is
+    the same but the patches are interpolated, and the loss and its gradient differ (on a 13x21
+    level by about half). ``small_levels='upsample'`` reproduces the published handling
+    exactly; on levels of at least a patch a side the two are identical. Each map is cut into P
     patches and reshaped to (C, P, N*ph*pw); for every channel c the P patch rows of the
     student and teacher are compared, all channels at once with ``bmm``:
 
@@ -355,6 +378,10 @@ class PCKALoss(BaseDistillLoss):
         inter_weight (float): Weight of the transposed term. Defaults to 0.0.
         centered (bool): Center the columns. Defaults to True.
         eps (float): Added to the CKA denominator. Defaults to 1e-8.
+        small_levels (str): A level side shorter than ``patch_size``: ``'shrink_patch'``
+            shrinks the patch to it, ``'upsample'`` resizes the side up to the patch size as
+            the published code does (what converted PCKA configs use). Defaults to
+            'shrink_patch'.
 
     Example:
         >>> import torch
@@ -365,9 +392,12 @@ class PCKALoss(BaseDistillLoss):
         True
     """
     def __init__(self, loss_weight: float = 1.0, patch_size: int = 16, intra_weight: float = 1.0,
-                 inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8):
+                 inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8,
+                 small_levels: str = 'shrink_patch'):
         super().__init__(loss_weight)
         _check_weights(self, dict(intra_weight=intra_weight, inter_weight=inter_weight), eps)
+        _check_small_levels(small_levels)
+        self.small_levels = small_levels
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
             raise ValueError(f'PCKALoss: patch_size must be a positive int, got {patch_size!r}.')
         self.patch_size = patch_size
@@ -379,4 +409,4 @@ class PCKALoss(BaseDistillLoss):
     def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C, H_S, W_S), preds_T (N, C, H, W). Returns a scalar."""
         return pcka_loss(preds_S, preds_T, self.patch_size, self.intra_weight,
-                         self.inter_weight, self.centered, self.eps)
+                         self.inter_weight, self.centered, self.eps, self.small_levels)
