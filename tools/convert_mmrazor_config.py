@@ -7,9 +7,12 @@ nests recorders, connectors, losses and mappings in ``distiller=dict(...)`` and 
 differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the
 parts that have an mmkd equivalent (table below and in README.md), folds MMRazor's
 ``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator), gives ``FGDLoss`` the
-batch's ground truth through its mapping, and replaces the validation loop. Anything it does not
-know fails with the list of what it does know: nothing is silently dropped. The output is the
-fully merged config (bases inlined), ready for ``tools/train.py``.
+batch's ground truth through its mapping, and replaces the validation loop. The published
+PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
+fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
+as that code does) / ``CKALoss``. Anything it does not know fails with the list of what it
+does know: nothing is silently dropped. The output is the fully merged config (bases
+inlined), ready for ``tools/train.py``.
 """
 import argparse
 import copy
@@ -33,6 +36,25 @@ LOSSES = {
                             'lambda_fgd': 'lambda_fgd'}),
     'MGDLoss': ('MGDLoss', {'alpha_mgd': 'loss_weight'}),
 }
+#: The published PCKA code's losses (an MMRazor fork, https://github.com/Klayand/PCKA): their
+#: arguments and, for those its loss modules ignore or fix, the only values mmkd accepts.
+PUBLISHED_CKA = {
+    # patch-wise CKA on one FPN level -> PCKALoss resizing small levels up as that code does
+    'CenterKernelAlignmentRKD': dict(
+        type='PCKALoss', patch_size=16, centered=False, small_levels='upsample',
+        fixed=dict(with_l2_norm=False, combined_KD=False)),
+    # CKA on segmentation logits -> CKALoss in the published segmentation setting (its terms
+    # are not the published ones: see CKALoss; configs/distill/cka/cka_logits_pspnet-*)
+    'CenterKernelAlignmentSeg': dict(
+        type='CKALoss', feature_weight=0.0, centered=False,
+        fixed=dict(with_l2_norm=True, combined_KD=False, soften=False)),
+}
+#: Both published losses ignore ce_weight (their distillers' classification term) and read
+#: temperature only with combined_KD / soften, which must be False.
+PUBLISHED_CKA_IGNORED = ('ce_weight', 'temperature')
+#: MMRazor loss type -> {its forward argument: mmkd's}, for losses that name them otherwise.
+FORWARD_ARGS = {kind: {'student_logits': 'preds_S', 'teacher_logits': 'preds_T'}
+                for kind in PUBLISHED_CKA}
 CONNECTORS = {'ConvModuleConnector': 'ConvConnector'}
 MGD_CONNECTORS = ('MGDConnector', 'MGDConncetor')  # MMRazor's configs use the misspelling
 #: ConvModuleConnector arguments mmkd's ConvConnector takes (renamed) or that must be default.
@@ -87,10 +109,33 @@ def convert_connector(name: str, cfg: dict) -> dict:
     return out
 
 
+def convert_published_cka(name: str, kind: str, cfg: dict) -> dict:
+    """A published PCKA loss (``intra_weight`` defaults to 15, ``inter_weight`` to None there,
+    and 'inter' is weighted by ``intra_weight``): ``loss_weight=intra_weight``, both terms
+    weighted 1 (inter 0 when ``inter_weight`` is falsy)."""
+    spec = copy.deepcopy(PUBLISHED_CKA[kind])
+    fixed = spec.pop('fixed')
+    known = sorted({'intra_weight', 'inter_weight', *fixed, *PUBLISHED_CKA_IGNORED})
+    for key, value in cfg.items():
+        if key == 'type' or key in PUBLISHED_CKA_IGNORED:
+            continue
+        if key in fixed and value != fixed[key]:
+            raise ValueError(f'Loss {name!r}: {kind} with {key}={value!r} has no mmkd '
+                             f'equivalent; only {key}={fixed[key]!r} (the default) converts.')
+        if key not in known:
+            raise ValueError(f'Loss {name!r}: {kind} argument {key!r} has no mmkd equivalent '
+                             f'(known: {known}).')
+    inter = cfg.get('inter_weight')
+    return dict(spec, loss_weight=cfg.get('intra_weight', 15), intra_weight=1.0,
+                inter_weight=1.0 if inter else 0.0)
+
+
 def convert_loss(name: str, cfg: dict) -> dict:
     kind = _strip_scope(cfg['type'])
+    if kind in PUBLISHED_CKA:
+        return convert_published_cka(name, kind, cfg)
     if kind not in LOSSES:
-        raise _unknown('loss', kind, LOSSES)
+        raise _unknown('loss', kind, list(LOSSES) + list(PUBLISHED_CKA))
     new_type, renames = LOSSES[kind]
     out = dict(type=new_type)
     for key, value in cfg.items():
@@ -133,13 +178,16 @@ def convert_model(model: dict, default_scope: str) -> dict:
             mgd_connectors[name] = cfg
         else:
             connectors[name] = convert_connector(name, cfg)
-    losses = {name: convert_loss(name, cfg)
-              for name, cfg in (distiller.get('distill_losses') or {}).items()}
-    mappings = copy.deepcopy(dict(distiller.get('loss_forward_mappings') or {}))
-    for name, mapping in mappings.items():
+    raw_losses = distiller.get('distill_losses') or {}
+    losses = {name: convert_loss(name, cfg) for name, cfg in raw_losses.items()}
+    mappings = {}
+    for name, mapping in (distiller.get('loss_forward_mappings') or {}).items():
         if name not in losses:
             raise KeyError(f'loss_forward_mappings names loss {name!r}, which distill_losses '
                            f'does not define ({sorted(losses)}).')
+        renames = FORWARD_ARGS.get(_strip_scope(raw_losses[name]['type']), {})
+        mapping = mappings[name] = {renames.get(arg, arg): copy.deepcopy(spec)
+                                    for arg, spec in mapping.items()}
         for spec in mapping.values():
             if spec.get('connector') in mgd_connectors:
                 if losses[name]['type'] != 'MGDLoss':

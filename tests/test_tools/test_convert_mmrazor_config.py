@@ -2,7 +2,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from model_steps import train_step_losses
 from tool_runs import CONFIGS, load_tool, run_tool, tiny_config
+
+from mmkd.testing import build_random_distiller, det_batch, seg_batch
 
 convert_mmrazor_config = load_tool('convert_mmrazor_config.py')
 
@@ -100,3 +103,129 @@ def test_unknown_parts_fail_with_what_is_known(edit, message, tmp_path):
     path.write_text(MMRAZOR_CONFIG.replace(*edit))
     with pytest.raises(ValueError, match=message):
         convert_mmrazor_config.main([str(path), str(tmp_path / 'out.py')])
+
+
+# The published PCKA code's configs (https://github.com/Klayand/PCKA, an MMRazor fork:
+# configs/distill/mmdet/... GFL R101 -> R50 and configs/distill/mmseg/... PSPNet R101 -> R18)
+# in their own structure and names, on the embedded-dataset models: the digits RetinaNet has 3
+# FPN levels where GFL has 5 (the published config distills the first 4). The intra-only form
+# (its RepPoints config: intra_weight=10, no inter_weight) is the second case.
+PCKA_DET_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_detection.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/det_runtime.py']
+model = dict(
+    _scope_='mmrazor',
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
+                      pretrained=False),
+    teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        distill_losses=dict(
+            loss_cwd_fpn0=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10),
+            loss_cwd_fpn1=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10),
+            loss_cwd_fpn2=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10)),
+        loss_forward_mappings=dict(
+            loss_cwd_fpn0=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=0),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=0)),
+            loss_cwd_fpn1=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=1),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=1)),
+            loss_cwd_fpn2=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=2),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=2)))))
+'''
+PCKA_SEG_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_segmentation.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/seg_runtime.py']
+teacher_ckpt = None
+model = dict(
+    _scope_='mmrazor',
+    type='SingleTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/semfpn_r18-w32_digits.py', pretrained=False),
+    teacher=dict(cfg_path='{CONFIGS}/digits/semfpn_r18_digits.py', pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        distill_losses=dict(
+            loss_cwd=dict(type='CenterKernelAlignmentSeg', intra_weight=10, inter_weight=10)),
+        student_recorders=dict(
+            logits=dict(type='ModuleOutputs', source='decode_head.conv_seg')),
+        teacher_recorders=dict(
+            logits=dict(type='ModuleOutputs', source='decode_head.conv_seg')),
+        loss_forward_mappings=dict(
+            loss_cwd=dict(
+                student_logits=dict(from_student=True, recorder='logits'),
+                teacher_logits=dict(from_student=False, recorder='logits')))))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+'''
+INTRA_ONLY = ("intra_weight=10, inter_weight=10", "intra_weight=10")
+
+
+def _convert(text: str, tmp_path) -> Config:
+    (tmp_path / 'published.py').write_text(text)
+    convert_mmrazor_config.main([str(tmp_path / 'published.py'), str(tmp_path / 'out.py')])
+    return Config.fromfile(str(tmp_path / 'out.py'))
+
+
+def _one_step(cfg: Config, batch: dict) -> dict:
+    model = build_random_distiller(cfg)
+    losses = {k: v for k, v in train_step_losses(model, batch).items()
+              if k.startswith('distill.')}
+    total = sum(losses.values())
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    return losses
+
+
+# the digits levels are smaller than a 16-cell patch: several are a single upsampled patch
+@pytest.mark.filterwarnings('ignore:PCKALoss intra term:UserWarning')
+@pytest.mark.parametrize('edit', [None, INTRA_ONLY])
+def test_published_pcka_detection_config_converts_and_trains(edit, tmp_path):
+    text = PCKA_DET_CONFIG.replace(*edit) if edit else PCKA_DET_CONFIG
+    cfg = _convert(text, tmp_path)
+    loss = cfg.model.distill_losses.loss_cwd_fpn0
+    assert loss == dict(type='PCKALoss', patch_size=16, centered=False, small_levels='upsample',
+                        loss_weight=10, intra_weight=1.0, inter_weight=0.0 if edit else 1.0)
+    assert cfg.model.loss_forward_mappings.loss_cwd_fpn2 == dict(
+        preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
+        preds_T=dict(from_student=False, recorder='fpn', data_idx=2))
+    losses = _one_step(cfg, det_batch((128, 160)))
+    assert sorted(losses) == [f'distill.loss_cwd_fpn{i}' for i in range(3)]
+
+
+def test_published_pcka_segmentation_config_converts_and_trains(tmp_path):
+    cfg = _convert(PCKA_SEG_CONFIG, tmp_path)
+    assert cfg.model.distill_losses.loss_cwd == dict(
+        type='CKALoss', feature_weight=0.0, centered=False, loss_weight=10, intra_weight=1.0,
+        inter_weight=1.0)
+    assert set(cfg.model.loss_forward_mappings.loss_cwd) == {'preds_S', 'preds_T'}
+    assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
+    losses = _one_step(cfg, seg_batch(64, n=2, num_classes=11))
+    assert list(losses) == ['distill.loss_cwd']
+
+
+@pytest.mark.parametrize('edit, message', [
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, with_l2_norm=True),\n"
+      "            loss_cwd_fpn1"), 'with_l2_norm=True has no mmkd equivalent'),
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, combined_KD=True),\n"
+      "            loss_cwd_fpn1"), 'combined_KD=True'),
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, tau=2),\n"
+      "            loss_cwd_fpn1"), "argument 'tau' has no mmkd equivalent"),
+])
+def test_published_pcka_options_without_equivalent_fail(edit, message, tmp_path):
+    text = PCKA_DET_CONFIG.replace(*edit)
+    assert text != PCKA_DET_CONFIG
+    with pytest.raises(ValueError, match=message):
+        _convert(text, tmp_path)
