@@ -10,9 +10,10 @@ parts that have an mmkd equivalent (table below and in README.md), folds MMRazor
 batch's ground truth through its mapping, and replaces the validation loop. The published
 PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
 fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
-as that code does) / ``CKALoss``. Anything it does not know fails with the list of what it
-does know: nothing is silently dropped. The output is the fully merged config (bases
-inlined), ready for ``tools/train.py``.
+as that code does) / ``CKALoss``. mmdet 2 / mmseg 0.x model-zoo names (``cfg_path``) become
+the installed release's files (``mmkd.models.distillers.zoo_names``). Anything it does not
+know fails with the list of what it does know: nothing is silently dropped. The output is the
+fully merged config (bases inlined), ready for ``tools/train.py``.
 """
 import argparse
 import copy
@@ -166,12 +167,14 @@ def convert_model(model: dict, default_scope: str) -> dict:
                          f'(known: {sorted(DISTILLER_KEYS)}).')
     if _strip_scope(distiller.get('type', 'ConfigurableDistiller')) != 'ConfigurableDistiller':
         raise _unknown('distiller', distiller['type'], ['ConfigurableDistiller'])
+    from mmkd.models.distillers.zoo_names import resolve_zoo_config
     student = copy.deepcopy(model['architecture'])
-    if 'cfg_path' not in student:
-        student.setdefault('_scope_', default_scope)  # inline model dicts need their scope
     teacher = copy.deepcopy(model['teacher'])
-    if 'cfg_path' not in teacher:
-        teacher.setdefault('_scope_', default_scope)
+    for side in (student, teacher):
+        if 'cfg_path' in side:  # an mmdet 2 / mmseg 0.x name becomes this release's file
+            side['cfg_path'] = resolve_zoo_config(side['cfg_path'])
+        else:
+            side.setdefault('_scope_', default_scope)  # inline model dicts need their scope
     connectors, mgd_connectors = {}, {}
     for name, cfg in (distiller.get('connectors') or {}).items():
         if _strip_scope(cfg['type']) in MGD_CONNECTORS:

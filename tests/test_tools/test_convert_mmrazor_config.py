@@ -229,3 +229,12 @@ def test_published_pcka_options_without_equivalent_fail(edit, message, tmp_path)
     assert text != PCKA_DET_CONFIG
     with pytest.raises(ValueError, match=message):
         _convert(text, tmp_path)
+
+
+def test_mmdet2_model_zoo_names_become_mmdet3_files(tmp_path):
+    # MMRazor's Faster R-CNN configs name the mmdet 2 file
+    text = MMRAZOR_CONFIG.replace(f"cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py'",
+                                  "cfg_path='mmdet::faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py'")
+    assert text != MMRAZOR_CONFIG
+    cfg = _convert(text, tmp_path)
+    assert cfg.model.teacher.cfg_path == 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
