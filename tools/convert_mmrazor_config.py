@@ -6,8 +6,9 @@ MMRazor (``_scope_='mmrazor'``, ``type='FpnTeacherDistill'`` / ``'SingleTeacherD
 nests recorders, connectors, losses and mappings in ``distiller=dict(...)`` and names its parts
 differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the
 parts that have an mmkd equivalent (table below and in README.md), folds MMRazor's
-``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator), gives ``FGDLoss`` the
-batch's ground truth through its mapping, and replaces the validation loop. The published
+``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator) and the FBKD connectors
+into ``FBKDLoss``, gives ``FGDLoss`` the batch's ground truth through its mapping, and replaces
+the validation loop. The published
 PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
 fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
 as that code does) / ``CKALoss``. mmdet 2 / mmseg 0.x model-zoo names (``cfg_path``) become
@@ -36,7 +37,20 @@ LOSSES = {
                             'beta_fgd': 'beta_fgd', 'gamma_fgd': 'gamma_fgd',
                             'lambda_fgd': 'lambda_fgd'}),
     'MGDLoss': ('MGDLoss', {'alpha_mgd': 'loss_weight'}),
+    'FBKDLoss': ('FBKDLoss', {'mask_l2_weight': 'mask_l2_weight', 'loss_weight': 'loss_weight',
+                              'channel_weight': 'channel_weight',
+                              'spatial_weight': 'spatial_weight',
+                              'nonloacl_weight': 'nonlocal_weight'}),  # MMRazor's spelling
 }
+#: MMRazor's FBKD connectors, folded into mmkd's FBKDLoss: {argument: FBKDLoss argument, or
+#: None for one that must keep its default}, and those defaults.
+FBKD_CONNECTORS = ('FBKDStudentConnector', 'FBKDTeacherConnector')
+FBKD_ARGS = {'reduction': 'reduction', 'mode': 'mode', 'sub_sample': 'sub_sample',
+             'maxpool_stride': 'maxpool_stride', 'norm_cfg': 'norm_cfg',
+             'spatial_T': 'spatial_temperature'}
+FBKD_DEFAULTS = {'reduction': 2, 'mode': 'dot_product', 'sub_sample': False,
+                 'maxpool_stride': 2, 'norm_cfg': dict(type='BN'), 'spatial_T': 0.5}
+FBKD_FIXED = {'zeros_init': True, 'conv_cfg': dict(type='Conv2d'), 'init_cfg': None}
 #: The published PCKA code's losses (an MMRazor fork, https://github.com/Klayand/PCKA): their
 #: arguments and, for those its loss modules ignore or fix, the only values mmkd accepts.
 PUBLISHED_CKA = {
@@ -56,6 +70,7 @@ PUBLISHED_CKA_IGNORED = ('ce_weight', 'temperature')
 #: MMRazor loss type -> {its forward argument: mmkd's}, for losses that name them otherwise.
 FORWARD_ARGS = {kind: {'student_logits': 'preds_S', 'teacher_logits': 'preds_T'}
                 for kind in PUBLISHED_CKA}
+FORWARD_ARGS['FBKDLoss'] = {'s_input': 'preds_S', 't_input': 'preds_T'}
 CONNECTORS = {'ConvModuleConnector': 'ConvConnector'}
 MGD_CONNECTORS = ('MGDConnector', 'MGDConncetor')  # MMRazor's configs use the misspelling
 #: ConvModuleConnector arguments mmkd's ConvConnector takes (renamed) or that must be default.
@@ -95,7 +110,8 @@ def convert_recorders(recorders: dict) -> dict:
 def convert_connector(name: str, cfg: dict) -> dict:
     kind = _strip_scope(cfg['type'])
     if kind not in CONNECTORS:
-        raise _unknown('connector', kind, list(CONNECTORS) + list(MGD_CONNECTORS))
+        raise _unknown('connector', kind,
+                       list(CONNECTORS) + list(MGD_CONNECTORS) + list(FBKD_CONNECTORS))
     out = dict(type=CONNECTORS[kind])
     for key, value in cfg.items():
         if key == 'type':
@@ -152,6 +168,32 @@ def convert_loss(name: str, cfg: dict) -> dict:
     return out
 
 
+def fold_fbkd_connector(loss_name: str, loss: dict, connector: str, cfg: dict) -> None:
+    """Put an MMRazor FBKD connector's settings into mmkd's ``FBKDLoss`` dict ``loss``: one
+    non-local setting for both sides, ``channel_T`` dropped (its mask is unused)."""
+    kind = _strip_scope(cfg['type'])
+    side = 'student' if kind == 'FBKDStudentConnector' else 'teacher'
+    for key, value in cfg.items():
+        if key in ('type', 'in_channels', 'channel_T'):
+            continue
+        if key in FBKD_FIXED:
+            if value != FBKD_FIXED[key] and not (key == 'conv_cfg' and value is None):
+                raise ValueError(f'Connector {connector!r}: {kind} with {key}={value!r} has '
+                                 f'no mmkd equivalent; only {key}={FBKD_FIXED[key]!r} converts.')
+            continue
+        if key not in FBKD_ARGS:
+            raise ValueError(f'Connector {connector!r}: {kind} argument {key!r} has no mmkd '
+                             f'equivalent (known: {sorted(FBKD_ARGS)} and in_channels).')
+    loss[f'{side}_channels'] = cfg['in_channels']
+    for key, new_key in FBKD_ARGS.items():
+        value = cfg.get(key, FBKD_DEFAULTS[key])
+        if new_key in loss and loss[new_key] != value:
+            raise ValueError(f'FBKDLoss {loss_name!r}: its student and teacher connectors set '
+                             f'{key} to {loss[new_key]!r} and {value!r}; mmkd\'s FBKDLoss '
+                             'uses one value for both sides: make them equal.')
+        loss[new_key] = value
+
+
 def convert_model(model: dict, default_scope: str) -> dict:
     algorithm = _strip_scope(model.get('type', ''))
     if algorithm not in ALGORITHMS:
@@ -175,10 +217,12 @@ def convert_model(model: dict, default_scope: str) -> dict:
             side['cfg_path'] = resolve_zoo_config(side['cfg_path'])
         else:
             side.setdefault('_scope_', default_scope)  # inline model dicts need their scope
-    connectors, mgd_connectors = {}, {}
+    connectors, mgd_connectors, fbkd_connectors = {}, {}, {}
     for name, cfg in (distiller.get('connectors') or {}).items():
         if _strip_scope(cfg['type']) in MGD_CONNECTORS:
             mgd_connectors[name] = cfg
+        elif _strip_scope(cfg['type']) in FBKD_CONNECTORS:
+            fbkd_connectors[name] = cfg
         else:
             connectors[name] = convert_connector(name, cfg)
     raw_losses = distiller.get('distill_losses') or {}
@@ -192,6 +236,12 @@ def convert_model(model: dict, default_scope: str) -> dict:
         mapping = mappings[name] = {renames.get(arg, arg): copy.deepcopy(spec)
                                     for arg, spec in mapping.items()}
         for spec in mapping.values():
+            if spec.get('connector') in fbkd_connectors:
+                if losses[name]['type'] != 'FBKDLoss':
+                    raise ValueError(f'{spec["connector"]!r} is an FBKD connector but feeds '
+                                     f'{losses[name]["type"]} {name!r}; only FBKDLoss uses it.')
+                connector = spec.pop('connector')
+                fold_fbkd_connector(name, losses[name], connector, fbkd_connectors[connector])
             if spec.get('connector') in mgd_connectors:
                 if losses[name]['type'] != 'MGDLoss':
                     raise ValueError(f'{spec["connector"]!r} is an MGD connector but feeds '
@@ -203,6 +253,11 @@ def convert_model(model: dict, default_scope: str) -> dict:
         if losses[name]['type'] == 'FGDLoss':
             mapping['data_samples'] = dict(from_data='data_samples')
     for name, loss in losses.items():
+        if loss['type'] == 'FBKDLoss' and not {'student_channels', 'teacher_channels'} <= set(
+                loss):
+            raise ValueError(f'FBKDLoss {name!r} gets no FBKDStudentConnector and '
+                             'FBKDTeacherConnector in its mapping: mmkd\'s FBKDLoss needs '
+                             'student_channels and teacher_channels.')
         if loss['type'] == 'MGDLoss' and 'student_channels' not in loss:
             raise ValueError(f'MGDLoss {name!r} gets no MGDConnector in its mapping: mmkd\'s '
                              'MGDLoss needs student_channels and teacher_channels.')

@@ -238,3 +238,78 @@ def test_mmdet2_model_zoo_names_become_mmdet3_files(tmp_path):
     assert text != MMRAZOR_CONFIG
     cfg = _convert(text, tmp_path)
     assert cfg.model.teacher.cfg_path == 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+
+# MMRazor's FBKD config (open-mmlab/mmrazor, configs/distill/mmdet/fbkd/
+# fbkd_fpn_faster-rcnn_r101_faster-rcnn_r50_1x_coco.py) in its structure and names (recorders
+# on neck.fpn_convs.i.conv, s_input / t_input, nonloacl_weight), on the digits RetinaNets: 3 FPN levels where Faster R-CNN
+# distills 4, the same connector settings per level (maxpool_stride 8, 4, default).
+FBKD_LEVELS = [dict(reduction=4, maxpool_stride=8), dict(reduction=4, maxpool_stride=4), {}]
+
+
+def _fbkd_connector(kind: str, extra: dict) -> str:
+    args = ''.join(f', {k}={v!r}' for k, v in extra.items())
+    return f"dict(type='{kind}', in_channels=128, mode='dot_product', sub_sample=True{args})"
+
+
+FBKD_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_detection.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/det_runtime.py']
+fpn = {{f'neck_s{{i}}': dict(type='ModuleOutputs', source=f'neck.fpn_convs.{{i}}.conv')
+       for i in range(3)}}
+model = dict(
+    _scope_='mmrazor',
+    type='SingleTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
+                      pretrained=True),
+    teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=fpn,
+        teacher_recorders=fpn,
+        distill_losses=dict(
+            loss_s0=dict(type='FBKDLoss'),
+            loss_s1=dict(type='FBKDLoss'),
+            loss_s2=dict(type='FBKDLoss', nonloacl_weight=1e-4)),
+        connectors=dict(
+            {''.join(f"""
+            loss_s{i}_sfeat={_fbkd_connector('FBKDStudentConnector', extra)},
+            loss_s{i}_tfeat={_fbkd_connector('FBKDTeacherConnector', extra)},"""
+                     for i, extra in enumerate(FBKD_LEVELS))}),
+        loss_forward_mappings={{
+            f'loss_s{{i}}': dict(
+                s_input=dict(from_student=True, recorder=f'neck_s{{i}}',
+                             connector=f'loss_s{{i}}_sfeat'),
+                t_input=dict(from_student=False, recorder=f'neck_s{{i}}',
+                             connector=f'loss_s{{i}}_tfeat'))
+            for i in range(3)}}))
+find_unused_parameters = True
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+'''
+
+
+def test_mmrazor_fbkd_config_converts_and_trains(tmp_path):
+    cfg = _convert(FBKD_CONFIG, tmp_path)
+    losses = cfg.model.distill_losses
+    assert losses.loss_s0 == dict(
+        type='FBKDLoss', student_channels=128, teacher_channels=128, reduction=4,
+        mode='dot_product', sub_sample=True, maxpool_stride=8, norm_cfg=dict(type='BN'),
+        spatial_temperature=0.5)
+    assert losses.loss_s2.nonlocal_weight == 1e-4 and losses.loss_s2.maxpool_stride == 2
+    assert 'connectors' not in cfg.model
+    assert cfg.model.loss_forward_mappings.loss_s1 == dict(
+        preds_S=dict(from_student=True, recorder='neck_s1'),
+        preds_T=dict(from_student=False, recorder='neck_s1'))
+    losses = _one_step(cfg, det_batch(128))
+    assert sorted(losses) == [f'distill.loss_s{i}' for i in range(3)]
+
+
+def test_fbkd_connectors_that_disagree_fail(tmp_path):
+    text = FBKD_CONFIG.replace("FBKDTeacherConnector', in_channels=128, mode='dot_product', "
+                               "sub_sample=True, reduction=4, maxpool_stride=8",
+                               "FBKDTeacherConnector', in_channels=128, mode='dot_product', "
+                               "sub_sample=True, reduction=2, maxpool_stride=8")
+    assert text != FBKD_CONFIG
+    with pytest.raises(ValueError, match='set reduction to 4 and 2'):
+        _convert(text, tmp_path)
