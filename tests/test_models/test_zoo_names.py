@@ -14,6 +14,11 @@ from mmkd.models.distillers.zoo_names import resolve_zoo_config
     # mmseg 0.x -> 1: GPUs x batch added, the crop size moved to the end
     ('mmseg::pspnet/pspnet_r18-d8_512x1024_80k_cityscapes.py',
      'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'),
+    # the published PCKA configs name their own copy of mmdet's configs
+    ('mmdet::/root/mmrazor/configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'),
+    ('mmdet::/root/mmrazor/configs/mmdet/cascade_rcnn/cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py',
+     'mmdet::cascade_rcnn/cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py'),
     # existing files and plain paths are left alone
     ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
      'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'),

@@ -14,8 +14,9 @@ mean, in two steps:
    batch word that mmdet 3 / mmseg 1 added to the names (``4xb2``) ignored, and the crop
    size (``512x1024``) anywhere in the name (mmseg 1 moved it to the end).
 
-A step that finds exactly one file decides; none or several raise ``FileNotFoundError`` naming
-the closest existing files (``difflib``).
+An absolute path after ``'mmdet::'`` (a copy of the configs elsewhere, as the published PCKA
+configs have) is read as its last folder and file. A step that finds exactly one file decides;
+none or several raise ``FileNotFoundError`` naming the closest existing files (``difflib``).
 """
 import difflib
 import functools
@@ -96,13 +97,17 @@ def resolve_zoo_config(path: str) -> str:
     if '::' not in path:
         return path
     package, rel = path.split('::', 1)
-    rel = rel.lstrip('/')
     root, files = _zoo_configs(package)
-    if osp.isfile(osp.join(root, rel)):
+    if rel.startswith('/'):
+        # an absolute path after 'mmdet::' (the published PCKA configs name their own copy,
+        # 'mmdet::/root/mmrazor/configs/mmdet/faster_rcnn/...'): its folder and file
+        rel = '/'.join(rel.split('/')[-2:])
+    elif osp.isfile(osp.join(root, rel)):
         return path
     index = _index(package)
-    for kind, key in (('strict', _strict_key(rel)), ('loose', _loose_key(rel))):
-        found = index[kind].get(key, [])
+    for kind, key in (('same', (rel, )), ('strict', _strict_key(rel)),
+                      ('loose', _loose_key(rel))):
+        found = [rel] if kind == 'same' and rel in files else index.get(kind, {}).get(key, [])
         if len(found) == 1:
             from mmengine.logging import print_log
             print_log(f"{path!r} does not exist in the installed {package}; using "
