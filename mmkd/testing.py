@@ -266,3 +266,32 @@ def pcka_plain_loop(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         cka = (gram_a * gram_b).sum() / (gram_a.norm() * gram_b.norm() + eps)
         loss = loss + (1 - cka) / c
     return loss
+
+
+def cka_seg_published_reference(student: Tensor, teacher: Tensor, intra_weight: float = 15.0,
+                                inter_weight: Optional[float] = None) -> Tensor:
+    """The published segmentation CKA loss (``CenterKernelAlignmentSeg``, its default
+    ``with_l2_norm=True``, no softening) in its own conventions, built the slow way: the
+    logits flattened to (N, K*H*W), full Gram matrices (the 'inter' one K*H*W squared: small
+    inputs only), each Gram row divided by the norm of its sample, ``-CKA`` and 'inter'
+    (present when ``inter_weight`` is truthy) weighted by ``intra_weight``.
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+        >>> float(cka_seg_published_reference(s, t, 10.0)) < 0
+        True
+    """
+    def cka(a: Tensor, b: Tensor) -> Tensor:
+        ka, kb = a @ a.t(), b @ b.t()
+        ka = ka / torch.sqrt(torch.diag(ka))[:, None]
+        kb = kb / torch.sqrt(torch.diag(kb))[:, None]
+        return torch.trace(ka @ kb.t()) / torch.sqrt(torch.trace(ka @ ka.t())
+                                                     * torch.trace(kb @ kb.t()))
+
+    s = student.reshape(student.shape[0], -1)
+    t = teacher.detach().reshape(teacher.shape[0], -1)
+    total = -intra_weight * cka(t, s)
+    if inter_weight:
+        total = total - intra_weight * cka(t.t(), s.t())
+    return total

@@ -58,10 +58,9 @@ PUBLISHED_CKA = {
     'CenterKernelAlignmentRKD': dict(
         type='PCKALoss', patch_size=16, centered=False, small_levels='upsample',
         fixed=dict(with_l2_norm=False, combined_KD=False)),
-    # CKA on segmentation logits -> CKALoss in the published segmentation setting (its terms
-    # are not the published ones: see CKALoss; configs/distill/cka/cka_logits_pspnet-*)
+    # CKA on segmentation logits -> CKALoss computing the published two terms
     'CenterKernelAlignmentSeg': dict(
-        type='CKALoss', feature_weight=0.0, centered=False,
+        type='CKALoss', feature_weight=0.0, centered=False, logit_terms='published',
         fixed=dict(with_l2_norm=True, combined_KD=False, soften=False)),
 }
 #: Both published losses ignore ce_weight (their distillers' classification term) and read

@@ -208,8 +208,8 @@ def test_published_pcka_detection_config_converts_and_trains(edit, tmp_path):
 def test_published_pcka_segmentation_config_converts_and_trains(tmp_path):
     cfg = _convert(PCKA_SEG_CONFIG, tmp_path)
     assert cfg.model.distill_losses.loss_cwd == dict(
-        type='CKALoss', feature_weight=0.0, centered=False, loss_weight=10, intra_weight=1.0,
-        inter_weight=1.0)
+        type='CKALoss', feature_weight=0.0, centered=False, logit_terms='published',
+        loss_weight=10, intra_weight=1.0, inter_weight=1.0)
     assert set(cfg.model.loss_forward_mappings.loss_cwd) == {'preds_S', 'preds_T'}
     assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
     losses = _one_step(cfg, seg_batch(64, n=2, num_classes=11))
@@ -242,8 +242,9 @@ def test_mmdet2_model_zoo_names_become_mmdet3_files(tmp_path):
 
 # MMRazor's FBKD config (open-mmlab/mmrazor, configs/distill/mmdet/fbkd/
 # fbkd_fpn_faster-rcnn_r101_faster-rcnn_r50_1x_coco.py) in its structure and names (recorders
-# on neck.fpn_convs.i.conv, s_input / t_input, nonloacl_weight), on the digits RetinaNets: 3 FPN levels where Faster R-CNN
-# distills 4, the same connector settings per level (maxpool_stride 8, 4, default).
+# on neck.fpn_convs.i.conv, s_input / t_input, nonloacl_weight), on the digits RetinaNets:
+# 3 FPN levels where Faster R-CNN distills 4, its connector settings per level (maxpool_stride
+# 8, 4, default).
 FBKD_LEVELS = [dict(reduction=4, maxpool_stride=8), dict(reduction=4, maxpool_stride=4), {}]
 
 

@@ -127,16 +127,48 @@ def _is_constant(n: int, centered: bool) -> bool:
     return n < (3 if centered else 2)
 
 
+_LOGIT_TERMS = ('pixels', 'published')
+
+
+def published_seg_cka(x: Tensor, y: Tensor, eps: float = 1e-8) -> Tuple[Tensor, Tensor]:
+    r"""The published segmentation terms (``CenterKernelAlignmentSeg``, ``with_l2_norm=True``,
+    uncentered) of x and y (N, D): 'intra' with the N rows as samples, 'inter' with the D
+    columns as samples. Returns (CKA intra, CKA inter).
+
+    The published code divides each row of a Gram matrix by the norm of that row's sample,
+    :math:`\hat G = G / \sqrt{\mathrm{diag}(G)}`, and takes
+    :math:`\mathrm{tr}(\hat G_X \hat G_Y^\top) / \sqrt{\mathrm{tr}(\hat G_X \hat G_X^\top)
+    \mathrm{tr}(\hat G_Y \hat G_Y^\top)}`. For 'inter' that Gram is D x D; with the
+    columns normalised (:math:`\hat X`) the same traces are
+    :math:`\langle X Y^\top, \hat X \hat Y^\top\rangle` and
+    :math:`\langle X X^\top, \hat X \hat X^\top\rangle`, all N x N.
+    """
+    gxx, gyy, gxy = x @ x.t(), y @ y.t(), x @ y.t()
+    # intra: Ĝx_ij = Gx_ij / |x_i|
+    rx = gxx.diagonal().clamp_min(1e-30).sqrt()[:, None]
+    ry = gyy.diagonal().clamp_min(1e-30).sqrt()[:, None]
+    intra = (gxx * gyy / (rx * ry)).sum() / (
+        ((gxx / rx).square().sum() * (gyy / ry).square().sum()).sqrt() + eps)
+    # inter: the columns are the samples
+    xh = x / x.norm(dim=0).clamp_min(1e-30)
+    yh = y / y.norm(dim=0).clamp_min(1e-30)
+    inter = (gxy * (xh @ yh.t())).sum() / (
+        ((gxx * (xh @ xh.t())).sum() * (gyy * (yh @ yh.t())).sum()).sqrt() + eps)
+    return intra, inter
+
+
 def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float = 1e-8,
              feature_weight: float = 1.0, intra_weight: float = 0.0,
-             inter_weight: float = 0.0) -> Tensor:
+             inter_weight: float = 0.0, logit_terms: str = 'pixels') -> Tensor:
     """RCKA loss without ``loss_weight``; the teacher is detached, the result is float32.
 
     ``feature_weight * (1 - CKA(S.flatten(1), T.flatten(1)))`` (samples = the N images,
     features = C*H*W, so channel counts and sizes may differ) plus the logit terms
     ``intra_weight * (1 - CKA(S_pix, T_pix))`` on (N*H*W, K) (pixels as samples, K classes)
     and ``inter_weight * (1 - CKA(S_pix^T, T_pix^T))`` on (K, N*H*W), each with its rows
-    l2-normalised (then centered when ``centered``). The logit terms need equal shapes.
+    l2-normalised (then centered when ``centered``). With ``logit_terms='published'`` the two
+    logit terms are the published code's instead (:func:`published_seg_cka` on (N, K*H*W),
+    uncentered only). The logit terms need equal shapes.
 
     Args:
         preds_S (Tensor): (N, C_S, ...) student features or logits.
@@ -146,7 +178,14 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
         feature_weight (float): Defaults to 1.0.
         intra_weight (float): Defaults to 0.0.
         inter_weight (float): Defaults to 0.0.
+        logit_terms (str): ``'pixels'`` or ``'published'``. Defaults to 'pixels'.
     """
+    if logit_terms not in _LOGIT_TERMS:
+        raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
+                         f'{logit_terms!r}.')
+    if logit_terms == 'published' and centered:
+        raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
+                         'which does not center: set centered=False.')
     if preds_S.dim() < 2 or preds_T.dim() < 2 or preds_S.shape[0] != preds_T.shape[0]:
         raise ValueError(f'CKALoss compares the N samples of a batch and needs (N, C, ...) '
                          f'inputs with the same N, got student {tuple(preds_S.shape)} and '
@@ -165,6 +204,10 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
                              f'pixel and need equal shapes, got student {tuple(s.shape)} and '
                              f'teacher {tuple(t.shape)}: use logits with the same classes and '
                              'add a ResizeConnector for the size.')
+        if logit_terms == 'published':
+            intra, inter = published_seg_cka(s.reshape(s.shape[0], -1),
+                                             t.reshape(t.shape[0], -1), eps)
+            return loss + intra_weight * (1 - intra) + inter_weight * (1 - inter)
         # (N, K, *spatial) -> (N * pixels, K): one copy each.
         s_pix = s.movedim(1, -1).reshape(-1, s.shape[1])
         t_pix = t.movedim(1, -1).reshape(-1, t.shape[1])
@@ -192,7 +235,11 @@ class CKALoss(BaseDistillLoss):
     'inter' term the transpose (K*H*W, N), which needs a (K*H*W)^2 Gram matrix; we use pixels
     as samples, (N*H*W, K), and its transpose. It divides each Gram row by that row's own norm
     (we normalise the rows of the data, which keeps the Gram symmetric) and weights 'inter' by
-    ``intra_weight``.
+    ``intra_weight``. ``logit_terms='published'`` computes the published two terms exactly
+    (uncentered, rows of each Gram divided by their sample's norm; the K*H*W-sample term in an
+    N x N form, see :func:`published_seg_cka`): ``loss_weight=10, feature_weight=0,
+    intra_weight=1, inter_weight=1, centered=False, logit_terms='published'`` is the published
+    loss plus a constant (it returns ``-CKA``), what converted published configs use.
 
     Args:
         loss_weight (float): Scales the whole loss. Defaults to 1.0.
@@ -203,6 +250,9 @@ class CKALoss(BaseDistillLoss):
         feature_weight (float): Weight of the flattened-feature term. Defaults to 1.0.
         intra_weight (float): Weight of the pixels-as-samples logit term. Defaults to 0.0.
         inter_weight (float): Weight of the classes-as-samples logit term. Defaults to 0.0.
+        logit_terms (str): ``'pixels'`` (the terms above) or ``'published'`` (the published
+            code's images-as-samples 'intra' and its transpose; needs ``centered=False``).
+            Defaults to 'pixels'.
 
     Example:
         >>> import torch
@@ -214,10 +264,17 @@ class CKALoss(BaseDistillLoss):
     """
     def __init__(self, loss_weight: float = 1.0, centered: bool = True, eps: float = 1e-8,
                  feature_weight: float = 1.0, intra_weight: float = 0.0,
-                 inter_weight: float = 0.0):
+                 inter_weight: float = 0.0, logit_terms: str = 'pixels'):
         super().__init__(loss_weight)
         _check_weights(self, dict(feature_weight=feature_weight, intra_weight=intra_weight,
                                   inter_weight=inter_weight), eps)
+        if logit_terms not in _LOGIT_TERMS:
+            raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
+                             f'{logit_terms!r}.')
+        if logit_terms == 'published' and centered:
+            raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
+                             'which does not center: set centered=False.')
+        self.logit_terms = logit_terms
         self.centered = centered
         self.eps = eps
         self.feature_weight = feature_weight
@@ -227,7 +284,7 @@ class CKALoss(BaseDistillLoss):
     def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C_S, H_S, W_S), preds_T (N, C_T, H_T, W_T). Returns a scalar."""
         return cka_loss(preds_S, preds_T, self.centered, self.eps, self.feature_weight,
-                        self.intra_weight, self.inter_weight)
+                        self.intra_weight, self.inter_weight, self.logit_terms)
 
 
 def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:

@@ -7,7 +7,8 @@ import torch
 from mmkd.models.losses.cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss,
                                     linear_cka, pcka_loss)
 from mmkd.registry import MODELS
-from mmkd.testing import pcka_loop_reference, pcka_published_reference
+from mmkd.testing import (cka_seg_published_reference, pcka_loop_reference,
+                          pcka_published_reference)
 
 
 @pytest.fixture
@@ -233,3 +234,24 @@ def test_pcka_small_levels_differ_only_below_a_patch(gen):
     assert shrink(*large).item() == upsample(*large).item()
     with pytest.raises(ValueError, match="small_levels must be one of"):
         PCKALoss(small_levels='pad')
+
+
+@pytest.mark.parametrize('inter', [None, 10.0])
+def test_cka_published_logit_terms_are_the_published_seg_loss(inter, gen):
+    s = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    s_ours, s_pub = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    # what tools/convert_mmrazor_config.py makes of CenterKernelAlignmentSeg(intra_weight=10)
+    ours = CKALoss(loss_weight=10.0, feature_weight=0.0, intra_weight=1.0,
+                   inter_weight=1.0 if inter else 0.0, centered=False, eps=1e-300,
+                   logit_terms='published')(s_ours, t)
+    published = cka_seg_published_reference(s_pub, t, intra_weight=10.0, inter_weight=inter)
+    offset = 10.0 * (2 if inter else 1)
+    assert ours.item() == pytest.approx(published.item() + offset, rel=1e-10, abs=1e-10)
+    ours.backward()
+    published.backward()
+    assert torch.allclose(s_ours.grad, s_pub.grad, rtol=1e-8, atol=1e-14)
+    with pytest.raises(ValueError, match='set centered=False'):
+        CKALoss(logit_terms='published')
+    with pytest.raises(ValueError, match='logit_terms must be one of'):
+        CKALoss(logit_terms='images')
