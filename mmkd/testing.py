@@ -136,13 +136,15 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
 
 def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
                         intra_weight: float = 1.0, inter_weight: float = 0.0,
-                        centered: bool = True, eps: float = 1e-8) -> Tensor:
+                        centered: bool = True, eps: float = 1e-8,
+                        small_levels: str = 'shrink_patch') -> Tensor:
     """:func:`mmkd.models.losses.pcka_loss` with Python loops.
 
     Loops over channels like the published code, cuts patches with ``F.unfold`` and uses the
     published Gram-trace formula, so it shares no patch or CKA code with ``pcka_loss``: the
     patch grid (a side shorter than a patch keeps its size, the maps are resized up to a
-    multiple of the patch) is computed here again. No input checks.
+    multiple of the patch; with ``small_levels='upsample'`` patches are always square) is
+    computed here again. No input checks.
 
     Example:
         >>> import torch
@@ -157,7 +159,10 @@ def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     h, w = t.shape[-2:]
-    ph, pw = min(patch_size, h), min(patch_size, w)
+    if small_levels == 'upsample':
+        ph = pw = patch_size
+    else:
+        ph, pw = min(patch_size, h), min(patch_size, w)
     height, width = math.ceil(h / ph) * ph, math.ceil(w / pw) * pw
     s = F.interpolate(s, size=(height, width), mode='bilinear', align_corners=False)
     t = F.interpolate(t, size=(height, width), mode='bilinear', align_corners=False)
@@ -181,6 +186,46 @@ def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         loss = loss + intra_weight * (1 - cka(s_c, t_c)) / s.shape[1]
         loss = loss + inter_weight * (1 - cka(s_c.t(), t_c.t())) / s.shape[1]
     return loss
+
+
+def pcka_published_reference(student: Tensor, teacher: Tensor, intra_weight: float = 15.0,
+                             inter_weight: Optional[float] = None) -> Tensor:
+    """The published PCKA detection loss (``CenterKernelAlignmentRKD`` of the paper's code,
+    its default ``with_l2_norm=False``) in its own conventions, for checking
+    ``PCKALoss(small_levels='upsample', centered=False)`` against: both maps resized
+    (bilinear) to the next multiple of 16 of the teacher's sides however small, cut into
+    16x16 patches, one uncentered CKA per channel with no epsilon, ``-CKA`` rather than
+    ``1 - CKA``, and the inter term (present when ``inter_weight`` is truthy) weighted by
+    ``intra_weight``. Written independently of both ``pcka_loss`` and
+    :func:`pcka_loop_reference` (``torch.Tensor.unfold`` patches, traces of Gram products).
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(2, 3, 13, 21), torch.randn(2, 3, 13, 21)
+        >>> float(pcka_published_reference(s, t, 10.0)) < 0
+        True
+    """
+    t = teacher.detach()
+    size = [-(-side // 16) * 16 for side in t.shape[-2:]]
+    s = F.interpolate(student, size=size, mode='bilinear', align_corners=False)
+    t = F.interpolate(t, size=size, mode='bilinear', align_corners=False)
+
+    def patches(x: Tensor) -> Tensor:  # (N, C, H, W) -> (C, P, N*256), patches row-major
+        x = x.unfold(2, 16, 16).unfold(3, 16, 16)  # (N, C, U, V, 16, 16)
+        return x.permute(1, 2, 3, 0, 4, 5).reshape(x.shape[1], x.shape[2] * x.shape[3], -1)
+
+    def cka(a: Tensor, b: Tensor) -> Tensor:
+        ka, kb = a @ a.t(), b @ b.t()
+        return torch.trace(ka @ kb.t()) / torch.sqrt(torch.trace(ka @ ka.t())
+                                                     * torch.trace(kb @ kb.t()))
+
+    s_p, t_p = patches(s), patches(t)
+    total = s.new_zeros(())
+    for c in range(s.shape[1]):
+        total = total - intra_weight * cka(s_p[c], t_p[c])
+        if inter_weight:
+            total = total - intra_weight * cka(s_p[c].t(), t_p[c].t())
+    return total / s.shape[1]
 
 
 def pcka_plain_loop(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
@@ -221,3 +266,32 @@ def pcka_plain_loop(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         cka = (gram_a * gram_b).sum() / (gram_a.norm() * gram_b.norm() + eps)
         loss = loss + (1 - cka) / c
     return loss
+
+
+def cka_seg_published_reference(student: Tensor, teacher: Tensor, intra_weight: float = 15.0,
+                                inter_weight: Optional[float] = None) -> Tensor:
+    """The published segmentation CKA loss (``CenterKernelAlignmentSeg``, its default
+    ``with_l2_norm=True``, no softening) in its own conventions, built the slow way: the
+    logits flattened to (N, K*H*W), full Gram matrices (the 'inter' one K*H*W squared: small
+    inputs only), each Gram row divided by the norm of its sample, ``-CKA`` and 'inter'
+    (present when ``inter_weight`` is truthy) weighted by ``intra_weight``.
+
+    Example:
+        >>> import torch
+        >>> s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+        >>> float(cka_seg_published_reference(s, t, 10.0)) < 0
+        True
+    """
+    def cka(a: Tensor, b: Tensor) -> Tensor:
+        ka, kb = a @ a.t(), b @ b.t()
+        ka = ka / torch.sqrt(torch.diag(ka))[:, None]
+        kb = kb / torch.sqrt(torch.diag(kb))[:, None]
+        return torch.trace(ka @ kb.t()) / torch.sqrt(torch.trace(ka @ ka.t())
+                                                     * torch.trace(kb @ kb.t()))
+
+    s = student.reshape(student.shape[0], -1)
+    t = teacher.detach().reshape(teacher.shape[0], -1)
+    total = -intra_weight * cka(t, s)
+    if inter_weight:
+        total = total - intra_weight * cka(t.t(), s.t())
+    return total

@@ -6,8 +6,13 @@ MMRazor (``_scope_='mmrazor'``, ``type='FpnTeacherDistill'`` / ``'SingleTeacherD
 nests recorders, connectors, losses and mappings in ``distiller=dict(...)`` and names its parts
 differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the
 parts that have an mmkd equivalent (table below and in README.md), folds MMRazor's
-``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator), gives ``FGDLoss`` the
-batch's ground truth through its mapping, and replaces the validation loop. Anything it does not
+``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator) and the FBKD connectors
+into ``FBKDLoss``, gives ``FGDLoss`` the batch's ground truth through its mapping, and replaces
+the validation loop. The published
+PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
+fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
+as that code does) / ``CKALoss``. mmdet 2 / mmseg 0.x model-zoo names (``cfg_path``) become
+the installed release's files (``mmkd.models.distillers.zoo_names``). Anything it does not
 know fails with the list of what it does know: nothing is silently dropped. The output is the
 fully merged config (bases inlined), ready for ``tools/train.py``.
 """
@@ -32,7 +37,39 @@ LOSSES = {
                             'beta_fgd': 'beta_fgd', 'gamma_fgd': 'gamma_fgd',
                             'lambda_fgd': 'lambda_fgd'}),
     'MGDLoss': ('MGDLoss', {'alpha_mgd': 'loss_weight'}),
+    'FBKDLoss': ('FBKDLoss', {'mask_l2_weight': 'mask_l2_weight', 'loss_weight': 'loss_weight',
+                              'channel_weight': 'channel_weight',
+                              'spatial_weight': 'spatial_weight',
+                              'nonloacl_weight': 'nonlocal_weight'}),  # MMRazor's spelling
 }
+#: MMRazor's FBKD connectors, folded into mmkd's FBKDLoss: {argument: FBKDLoss argument, or
+#: None for one that must keep its default}, and those defaults.
+FBKD_CONNECTORS = ('FBKDStudentConnector', 'FBKDTeacherConnector')
+FBKD_ARGS = {'reduction': 'reduction', 'mode': 'mode', 'sub_sample': 'sub_sample',
+             'maxpool_stride': 'maxpool_stride', 'norm_cfg': 'norm_cfg',
+             'spatial_T': 'spatial_temperature'}
+FBKD_DEFAULTS = {'reduction': 2, 'mode': 'dot_product', 'sub_sample': False,
+                 'maxpool_stride': 2, 'norm_cfg': dict(type='BN'), 'spatial_T': 0.5}
+FBKD_FIXED = {'zeros_init': True, 'conv_cfg': dict(type='Conv2d'), 'init_cfg': None}
+#: The published PCKA code's losses (an MMRazor fork, https://github.com/Klayand/PCKA): their
+#: arguments and, for those its loss modules ignore or fix, the only values mmkd accepts.
+PUBLISHED_CKA = {
+    # patch-wise CKA on one FPN level -> PCKALoss resizing small levels up as that code does
+    'CenterKernelAlignmentRKD': dict(
+        type='PCKALoss', patch_size=16, centered=False, small_levels='upsample',
+        fixed=dict(with_l2_norm=False, combined_KD=False)),
+    # CKA on segmentation logits -> CKALoss computing the published two terms
+    'CenterKernelAlignmentSeg': dict(
+        type='CKALoss', feature_weight=0.0, centered=False, logit_terms='published',
+        fixed=dict(with_l2_norm=True, combined_KD=False, soften=False)),
+}
+#: Both published losses ignore ce_weight (their distillers' classification term) and read
+#: temperature only with combined_KD / soften, which must be False.
+PUBLISHED_CKA_IGNORED = ('ce_weight', 'temperature')
+#: MMRazor loss type -> {its forward argument: mmkd's}, for losses that name them otherwise.
+FORWARD_ARGS = {kind: {'student_logits': 'preds_S', 'teacher_logits': 'preds_T'}
+                for kind in PUBLISHED_CKA}
+FORWARD_ARGS['FBKDLoss'] = {'s_input': 'preds_S', 't_input': 'preds_T'}
 CONNECTORS = {'ConvModuleConnector': 'ConvConnector'}
 MGD_CONNECTORS = ('MGDConnector', 'MGDConncetor')  # MMRazor's configs use the misspelling
 #: ConvModuleConnector arguments mmkd's ConvConnector takes (renamed) or that must be default.
@@ -72,7 +109,8 @@ def convert_recorders(recorders: dict) -> dict:
 def convert_connector(name: str, cfg: dict) -> dict:
     kind = _strip_scope(cfg['type'])
     if kind not in CONNECTORS:
-        raise _unknown('connector', kind, list(CONNECTORS) + list(MGD_CONNECTORS))
+        raise _unknown('connector', kind,
+                       list(CONNECTORS) + list(MGD_CONNECTORS) + list(FBKD_CONNECTORS))
     out = dict(type=CONNECTORS[kind])
     for key, value in cfg.items():
         if key == 'type':
@@ -87,10 +125,33 @@ def convert_connector(name: str, cfg: dict) -> dict:
     return out
 
 
+def convert_published_cka(name: str, kind: str, cfg: dict) -> dict:
+    """A published PCKA loss (``intra_weight`` defaults to 15, ``inter_weight`` to None there,
+    and 'inter' is weighted by ``intra_weight``): ``loss_weight=intra_weight``, both terms
+    weighted 1 (inter 0 when ``inter_weight`` is falsy)."""
+    spec = copy.deepcopy(PUBLISHED_CKA[kind])
+    fixed = spec.pop('fixed')
+    known = sorted({'intra_weight', 'inter_weight', *fixed, *PUBLISHED_CKA_IGNORED})
+    for key, value in cfg.items():
+        if key == 'type' or key in PUBLISHED_CKA_IGNORED:
+            continue
+        if key in fixed and value != fixed[key]:
+            raise ValueError(f'Loss {name!r}: {kind} with {key}={value!r} has no mmkd '
+                             f'equivalent; only {key}={fixed[key]!r} (the default) converts.')
+        if key not in known:
+            raise ValueError(f'Loss {name!r}: {kind} argument {key!r} has no mmkd equivalent '
+                             f'(known: {known}).')
+    inter = cfg.get('inter_weight')
+    return dict(spec, loss_weight=cfg.get('intra_weight', 15), intra_weight=1.0,
+                inter_weight=1.0 if inter else 0.0)
+
+
 def convert_loss(name: str, cfg: dict) -> dict:
     kind = _strip_scope(cfg['type'])
+    if kind in PUBLISHED_CKA:
+        return convert_published_cka(name, kind, cfg)
     if kind not in LOSSES:
-        raise _unknown('loss', kind, LOSSES)
+        raise _unknown('loss', kind, list(LOSSES) + list(PUBLISHED_CKA))
     new_type, renames = LOSSES[kind]
     out = dict(type=new_type)
     for key, value in cfg.items():
@@ -104,6 +165,32 @@ def convert_loss(name: str, cfg: dict) -> dict:
     if kind == 'FGDLoss':
         out['student_channels'] = out['teacher_channels'] = cfg['in_channels']
     return out
+
+
+def fold_fbkd_connector(loss_name: str, loss: dict, connector: str, cfg: dict) -> None:
+    """Put an MMRazor FBKD connector's settings into mmkd's ``FBKDLoss`` dict ``loss``: one
+    non-local setting for both sides, ``channel_T`` dropped (its mask is unused)."""
+    kind = _strip_scope(cfg['type'])
+    side = 'student' if kind == 'FBKDStudentConnector' else 'teacher'
+    for key, value in cfg.items():
+        if key in ('type', 'in_channels', 'channel_T'):
+            continue
+        if key in FBKD_FIXED:
+            if value != FBKD_FIXED[key] and not (key == 'conv_cfg' and value is None):
+                raise ValueError(f'Connector {connector!r}: {kind} with {key}={value!r} has '
+                                 f'no mmkd equivalent; only {key}={FBKD_FIXED[key]!r} converts.')
+            continue
+        if key not in FBKD_ARGS:
+            raise ValueError(f'Connector {connector!r}: {kind} argument {key!r} has no mmkd '
+                             f'equivalent (known: {sorted(FBKD_ARGS)} and in_channels).')
+    loss[f'{side}_channels'] = cfg['in_channels']
+    for key, new_key in FBKD_ARGS.items():
+        value = cfg.get(key, FBKD_DEFAULTS[key])
+        if new_key in loss and loss[new_key] != value:
+            raise ValueError(f'FBKDLoss {loss_name!r}: its student and teacher connectors set '
+                             f'{key} to {loss[new_key]!r} and {value!r}; mmkd\'s FBKDLoss '
+                             'uses one value for both sides: make them equal.')
+        loss[new_key] = value
 
 
 def convert_model(model: dict, default_scope: str) -> dict:
@@ -121,26 +208,39 @@ def convert_model(model: dict, default_scope: str) -> dict:
                          f'(known: {sorted(DISTILLER_KEYS)}).')
     if _strip_scope(distiller.get('type', 'ConfigurableDistiller')) != 'ConfigurableDistiller':
         raise _unknown('distiller', distiller['type'], ['ConfigurableDistiller'])
+    from mmkd.models.distillers.zoo_names import resolve_zoo_config
     student = copy.deepcopy(model['architecture'])
-    if 'cfg_path' not in student:
-        student.setdefault('_scope_', default_scope)  # inline model dicts need their scope
     teacher = copy.deepcopy(model['teacher'])
-    if 'cfg_path' not in teacher:
-        teacher.setdefault('_scope_', default_scope)
-    connectors, mgd_connectors = {}, {}
+    for side in (student, teacher):
+        if 'cfg_path' in side:  # an mmdet 2 / mmseg 0.x name becomes this release's file
+            side['cfg_path'] = resolve_zoo_config(side['cfg_path'])
+        else:
+            side.setdefault('_scope_', default_scope)  # inline model dicts need their scope
+    connectors, mgd_connectors, fbkd_connectors = {}, {}, {}
     for name, cfg in (distiller.get('connectors') or {}).items():
         if _strip_scope(cfg['type']) in MGD_CONNECTORS:
             mgd_connectors[name] = cfg
+        elif _strip_scope(cfg['type']) in FBKD_CONNECTORS:
+            fbkd_connectors[name] = cfg
         else:
             connectors[name] = convert_connector(name, cfg)
-    losses = {name: convert_loss(name, cfg)
-              for name, cfg in (distiller.get('distill_losses') or {}).items()}
-    mappings = copy.deepcopy(dict(distiller.get('loss_forward_mappings') or {}))
-    for name, mapping in mappings.items():
+    raw_losses = distiller.get('distill_losses') or {}
+    losses = {name: convert_loss(name, cfg) for name, cfg in raw_losses.items()}
+    mappings = {}
+    for name, mapping in (distiller.get('loss_forward_mappings') or {}).items():
         if name not in losses:
             raise KeyError(f'loss_forward_mappings names loss {name!r}, which distill_losses '
                            f'does not define ({sorted(losses)}).')
+        renames = FORWARD_ARGS.get(_strip_scope(raw_losses[name]['type']), {})
+        mapping = mappings[name] = {renames.get(arg, arg): copy.deepcopy(spec)
+                                    for arg, spec in mapping.items()}
         for spec in mapping.values():
+            if spec.get('connector') in fbkd_connectors:
+                if losses[name]['type'] != 'FBKDLoss':
+                    raise ValueError(f'{spec["connector"]!r} is an FBKD connector but feeds '
+                                     f'{losses[name]["type"]} {name!r}; only FBKDLoss uses it.')
+                connector = spec.pop('connector')
+                fold_fbkd_connector(name, losses[name], connector, fbkd_connectors[connector])
             if spec.get('connector') in mgd_connectors:
                 if losses[name]['type'] != 'MGDLoss':
                     raise ValueError(f'{spec["connector"]!r} is an MGD connector but feeds '
@@ -152,6 +252,11 @@ def convert_model(model: dict, default_scope: str) -> dict:
         if losses[name]['type'] == 'FGDLoss':
             mapping['data_samples'] = dict(from_data='data_samples')
     for name, loss in losses.items():
+        if loss['type'] == 'FBKDLoss' and not {'student_channels', 'teacher_channels'} <= set(
+                loss):
+            raise ValueError(f'FBKDLoss {name!r} gets no FBKDStudentConnector and '
+                             'FBKDTeacherConnector in its mapping: mmkd\'s FBKDLoss needs '
+                             'student_channels and teacher_channels.')
         if loss['type'] == 'MGDLoss' and 'student_channels' not in loss:
             raise ValueError(f'MGDLoss {name!r} gets no MGDConnector in its mapping: mmkd\'s '
                              'MGDLoss needs student_channels and teacher_channels.')

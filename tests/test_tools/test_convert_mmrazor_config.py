@@ -2,7 +2,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from model_steps import train_step_losses
 from tool_runs import CONFIGS, load_tool, run_tool, tiny_config
+
+from mmkd.testing import build_random_distiller, det_batch, seg_batch
 
 convert_mmrazor_config = load_tool('convert_mmrazor_config.py')
 
@@ -100,3 +103,214 @@ def test_unknown_parts_fail_with_what_is_known(edit, message, tmp_path):
     path.write_text(MMRAZOR_CONFIG.replace(*edit))
     with pytest.raises(ValueError, match=message):
         convert_mmrazor_config.main([str(path), str(tmp_path / 'out.py')])
+
+
+# The published PCKA code's configs (https://github.com/Klayand/PCKA, an MMRazor fork:
+# configs/distill/mmdet/... GFL R101 -> R50 and configs/distill/mmseg/... PSPNet R101 -> R18)
+# in their own structure and names, on the embedded-dataset models: the digits RetinaNet has 3
+# FPN levels where GFL has 5 (the published config distills the first 4). The intra-only form
+# (its RepPoints config: intra_weight=10, no inter_weight) is the second case.
+PCKA_DET_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_detection.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/det_runtime.py']
+model = dict(
+    _scope_='mmrazor',
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
+                      pretrained=False),
+    teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        distill_losses=dict(
+            loss_cwd_fpn0=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10),
+            loss_cwd_fpn1=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10),
+            loss_cwd_fpn2=dict(
+                type='CenterKernelAlignmentRKD', intra_weight=10, inter_weight=10)),
+        loss_forward_mappings=dict(
+            loss_cwd_fpn0=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=0),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=0)),
+            loss_cwd_fpn1=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=1),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=1)),
+            loss_cwd_fpn2=dict(
+                student_logits=dict(from_student=True, recorder='fpn', data_idx=2),
+                teacher_logits=dict(from_student=False, recorder='fpn', data_idx=2)))))
+'''
+PCKA_SEG_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_segmentation.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/seg_runtime.py']
+teacher_ckpt = None
+model = dict(
+    _scope_='mmrazor',
+    type='SingleTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/semfpn_r18-w32_digits.py', pretrained=False),
+    teacher=dict(cfg_path='{CONFIGS}/digits/semfpn_r18_digits.py', pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        distill_losses=dict(
+            loss_cwd=dict(type='CenterKernelAlignmentSeg', intra_weight=10, inter_weight=10)),
+        student_recorders=dict(
+            logits=dict(type='ModuleOutputs', source='decode_head.conv_seg')),
+        teacher_recorders=dict(
+            logits=dict(type='ModuleOutputs', source='decode_head.conv_seg')),
+        loss_forward_mappings=dict(
+            loss_cwd=dict(
+                student_logits=dict(from_student=True, recorder='logits'),
+                teacher_logits=dict(from_student=False, recorder='logits')))))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+'''
+INTRA_ONLY = ("intra_weight=10, inter_weight=10", "intra_weight=10")
+
+
+def _convert(text: str, tmp_path) -> Config:
+    (tmp_path / 'published.py').write_text(text)
+    convert_mmrazor_config.main([str(tmp_path / 'published.py'), str(tmp_path / 'out.py')])
+    return Config.fromfile(str(tmp_path / 'out.py'))
+
+
+def _one_step(cfg: Config, batch: dict) -> dict:
+    model = build_random_distiller(cfg)
+    losses = {k: v for k, v in train_step_losses(model, batch).items()
+              if k.startswith('distill.')}
+    total = sum(losses.values())
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    return losses
+
+
+# the digits levels are smaller than a 16-cell patch: several are a single upsampled patch
+@pytest.mark.filterwarnings('ignore:PCKALoss intra term:UserWarning')
+@pytest.mark.parametrize('edit', [None, INTRA_ONLY])
+def test_published_pcka_detection_config_converts_and_trains(edit, tmp_path):
+    text = PCKA_DET_CONFIG.replace(*edit) if edit else PCKA_DET_CONFIG
+    cfg = _convert(text, tmp_path)
+    loss = cfg.model.distill_losses.loss_cwd_fpn0
+    assert loss == dict(type='PCKALoss', patch_size=16, centered=False, small_levels='upsample',
+                        loss_weight=10, intra_weight=1.0, inter_weight=0.0 if edit else 1.0)
+    assert cfg.model.loss_forward_mappings.loss_cwd_fpn2 == dict(
+        preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
+        preds_T=dict(from_student=False, recorder='fpn', data_idx=2))
+    losses = _one_step(cfg, det_batch((128, 160)))
+    assert sorted(losses) == [f'distill.loss_cwd_fpn{i}' for i in range(3)]
+
+
+def test_published_pcka_segmentation_config_converts_and_trains(tmp_path):
+    cfg = _convert(PCKA_SEG_CONFIG, tmp_path)
+    assert cfg.model.distill_losses.loss_cwd == dict(
+        type='CKALoss', feature_weight=0.0, centered=False, logit_terms='published',
+        loss_weight=10, intra_weight=1.0, inter_weight=1.0)
+    assert set(cfg.model.loss_forward_mappings.loss_cwd) == {'preds_S', 'preds_T'}
+    assert cfg.val_cfg.type == 'mmkd.DistillValLoop'
+    losses = _one_step(cfg, seg_batch(64, n=2, num_classes=11))
+    assert list(losses) == ['distill.loss_cwd']
+
+
+@pytest.mark.parametrize('edit, message', [
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, with_l2_norm=True),\n"
+      "            loss_cwd_fpn1"), 'with_l2_norm=True has no mmkd equivalent'),
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, combined_KD=True),\n"
+      "            loss_cwd_fpn1"), 'combined_KD=True'),
+    (("inter_weight=10),\n            loss_cwd_fpn1", "inter_weight=10, tau=2),\n"
+      "            loss_cwd_fpn1"), "argument 'tau' has no mmkd equivalent"),
+])
+def test_published_pcka_options_without_equivalent_fail(edit, message, tmp_path):
+    text = PCKA_DET_CONFIG.replace(*edit)
+    assert text != PCKA_DET_CONFIG
+    with pytest.raises(ValueError, match=message):
+        _convert(text, tmp_path)
+
+
+def test_mmdet2_model_zoo_names_become_mmdet3_files(tmp_path):
+    # MMRazor's Faster R-CNN configs name the mmdet 2 file
+    text = MMRAZOR_CONFIG.replace(f"cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py'",
+                                  "cfg_path='mmdet::faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py'")
+    assert text != MMRAZOR_CONFIG
+    cfg = _convert(text, tmp_path)
+    assert cfg.model.teacher.cfg_path == 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+
+# MMRazor's FBKD config (open-mmlab/mmrazor, configs/distill/mmdet/fbkd/
+# fbkd_fpn_faster-rcnn_r101_faster-rcnn_r50_1x_coco.py) in its structure and names (recorders
+# on neck.fpn_convs.i.conv, s_input / t_input, nonloacl_weight), on the digits RetinaNets:
+# 3 FPN levels where Faster R-CNN distills 4, its connector settings per level (maxpool_stride
+# 8, 4, default).
+FBKD_LEVELS = [dict(reduction=4, maxpool_stride=8), dict(reduction=4, maxpool_stride=4), {}]
+
+
+def _fbkd_connector(kind: str, extra: dict) -> str:
+    args = ''.join(f', {k}={v!r}' for k, v in extra.items())
+    return f"dict(type='{kind}', in_channels=128, mode='dot_product', sub_sample=True{args})"
+
+
+FBKD_CONFIG = f'''
+_base_ = ['{CONFIGS}/_base_/datasets/digits_detection.py',
+          '{CONFIGS}/_base_/schedules/adamw_600it.py', '{CONFIGS}/_base_/det_runtime.py']
+fpn = {{f'neck_s{{i}}': dict(type='ModuleOutputs', source=f'neck.fpn_convs.{{i}}.conv')
+       for i in range(3)}}
+model = dict(
+    _scope_='mmrazor',
+    type='SingleTeacherDistill',
+    architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
+                      pretrained=True),
+    teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=fpn,
+        teacher_recorders=fpn,
+        distill_losses=dict(
+            loss_s0=dict(type='FBKDLoss'),
+            loss_s1=dict(type='FBKDLoss'),
+            loss_s2=dict(type='FBKDLoss', nonloacl_weight=1e-4)),
+        connectors=dict(
+            {''.join(f"""
+            loss_s{i}_sfeat={_fbkd_connector('FBKDStudentConnector', extra)},
+            loss_s{i}_tfeat={_fbkd_connector('FBKDTeacherConnector', extra)},"""
+                     for i, extra in enumerate(FBKD_LEVELS))}),
+        loss_forward_mappings={{
+            f'loss_s{{i}}': dict(
+                s_input=dict(from_student=True, recorder=f'neck_s{{i}}',
+                             connector=f'loss_s{{i}}_sfeat'),
+                t_input=dict(from_student=False, recorder=f'neck_s{{i}}',
+                             connector=f'loss_s{{i}}_tfeat'))
+            for i in range(3)}}))
+find_unused_parameters = True
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+'''
+
+
+def test_mmrazor_fbkd_config_converts_and_trains(tmp_path):
+    cfg = _convert(FBKD_CONFIG, tmp_path)
+    losses = cfg.model.distill_losses
+    assert losses.loss_s0 == dict(
+        type='FBKDLoss', student_channels=128, teacher_channels=128, reduction=4,
+        mode='dot_product', sub_sample=True, maxpool_stride=8, norm_cfg=dict(type='BN'),
+        spatial_temperature=0.5)
+    assert losses.loss_s2.nonlocal_weight == 1e-4 and losses.loss_s2.maxpool_stride == 2
+    assert 'connectors' not in cfg.model
+    assert cfg.model.loss_forward_mappings.loss_s1 == dict(
+        preds_S=dict(from_student=True, recorder='neck_s1'),
+        preds_T=dict(from_student=False, recorder='neck_s1'))
+    losses = _one_step(cfg, det_batch(128))
+    assert sorted(losses) == [f'distill.loss_s{i}' for i in range(3)]
+
+
+def test_fbkd_connectors_that_disagree_fail(tmp_path):
+    text = FBKD_CONFIG.replace("FBKDTeacherConnector', in_channels=128, mode='dot_product', "
+                               "sub_sample=True, reduction=4, maxpool_stride=8",
+                               "FBKDTeacherConnector', in_channels=128, mode='dot_product', "
+                               "sub_sample=True, reduction=2, maxpool_stride=8")
+    assert text != FBKD_CONFIG
+    with pytest.raises(ValueError, match='set reduction to 4 and 2'):
+        _convert(text, tmp_path)

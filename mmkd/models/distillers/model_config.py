@@ -4,7 +4,8 @@ An entry is either
 
 * ``dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=False,
   cfg_options={...})``: the ``model`` of that config file, built in the file's
-  ``default_scope``; or
+  ``default_scope`` (an mmdet 2 / mmseg 0.x model-zoo name is mapped to its file in the
+  installed release, see :mod:`.zoo_names`); or
 * a model config dict, e.g. ``dict(_scope_='mmdet', type='RetinaNet', ...)`` (usually taken
   from an inherited base config), whose scope is its ``_scope_`` or a ``scope.Type`` prefix.
 """
@@ -13,6 +14,8 @@ from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
+
+from .zoo_names import resolve_zoo_config
 
 
 def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
@@ -62,7 +65,8 @@ def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
 
 def _load_config(path: str) -> Config:
     if '::' in path:  # a model-zoo config of an installed package, e.g. 'mmdet::...'
-        return get_config(path, pretrained=False)
+        # an mmdet 2 / mmseg 0.x name is mapped to its file here, or fails naming close ones
+        return get_config(resolve_zoo_config(path), pretrained=False)
     return Config.fromfile(path)
 
 

@@ -5,6 +5,7 @@ from .cwd import CWDLoss, channel_wise_divergence
 from .dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels, flatten_dense_logits,
                             select_dense_locations)
 from .dkd import DKDLoss, dkd_loss, dkd_terms, dkd_warmup_factor
+from .fbkd import FBKDLoss, build_non_local, spatial_attention
 from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
                                 mse_feature_loss)
 from .fgd import (FGDLoss, GlobalContextBlock, fgd_attention, fgd_attention_loss,
@@ -27,7 +28,7 @@ __all__ = [
     'BaseDistillLoss', 'build_wrapped_loss', 'check_weight',
     # feature losses
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
-    'ATLoss', 'MGDLoss', 'FGDLoss', 'GKDLoss', 'GlobalContextBlock',
+    'ATLoss', 'MGDLoss', 'FGDLoss', 'FBKDLoss', 'GKDLoss', 'GlobalContextBlock',
     'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule',
     # logit losses
     'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
@@ -38,7 +39,7 @@ __all__ = [
     'mutual_interest_masks', 'box_center_targets', 'attention_target',
     'dam_supervision_loss', 'dam_consistency_loss',
     'mse_feature_loss', 'l1_feature_loss', 'linear_cka', 'batched_linear_cka', 'cka_loss',
-    'pcka_loss', 'ssim_map_loss', 'channel_wise_divergence',
+    'pcka_loss', 'spatial_attention', 'build_non_local', 'ssim_map_loss', 'channel_wise_divergence',
     'pearson_kd_loss', 'attention_map', 'attention_transfer_loss', 'masked_generative_loss',
     'gt_foreground_masks', 'fgd_attention', 'fgd_attention_loss', 'fgd_feature_loss',
     'fgd_global_loss', 'gradient_guided_map', 'gradient_weighted_imitation', 'kd_loss',

@@ -36,6 +36,8 @@ from .base import BaseDistillLoss, check_weight
 from .utils import no_autocast, to_float32
 
 _FORMS = ('auto', 'gram', 'cross')
+#: How PCKALoss treats a level side shorter than a patch (see :class:`PCKALoss`).
+SMALL_LEVELS = ('shrink_patch', 'upsample')
 
 
 def batched_linear_cka(x: Tensor, y: Tensor, centered: bool = True, eps: float = 1e-8,
@@ -125,16 +127,48 @@ def _is_constant(n: int, centered: bool) -> bool:
     return n < (3 if centered else 2)
 
 
+_LOGIT_TERMS = ('pixels', 'published')
+
+
+def published_seg_cka(x: Tensor, y: Tensor, eps: float = 1e-8) -> Tuple[Tensor, Tensor]:
+    r"""The published segmentation terms (``CenterKernelAlignmentSeg``, ``with_l2_norm=True``,
+    uncentered) of x and y (N, D): 'intra' with the N rows as samples, 'inter' with the D
+    columns as samples. Returns (CKA intra, CKA inter).
+
+    The published code divides each row of a Gram matrix by the norm of that row's sample,
+    :math:`\hat G = G / \sqrt{\mathrm{diag}(G)}`, and takes
+    :math:`\mathrm{tr}(\hat G_X \hat G_Y^\top) / \sqrt{\mathrm{tr}(\hat G_X \hat G_X^\top)
+    \mathrm{tr}(\hat G_Y \hat G_Y^\top)}`. For 'inter' that Gram is D x D; with the
+    columns normalised (:math:`\hat X`) the same traces are
+    :math:`\langle X Y^\top, \hat X \hat Y^\top\rangle` and
+    :math:`\langle X X^\top, \hat X \hat X^\top\rangle`, all N x N.
+    """
+    gxx, gyy, gxy = x @ x.t(), y @ y.t(), x @ y.t()
+    # intra: Ĝx_ij = Gx_ij / |x_i|
+    rx = gxx.diagonal().clamp_min(1e-30).sqrt()[:, None]
+    ry = gyy.diagonal().clamp_min(1e-30).sqrt()[:, None]
+    intra = (gxx * gyy / (rx * ry)).sum() / (
+        ((gxx / rx).square().sum() * (gyy / ry).square().sum()).sqrt() + eps)
+    # inter: the columns are the samples
+    xh = x / x.norm(dim=0).clamp_min(1e-30)
+    yh = y / y.norm(dim=0).clamp_min(1e-30)
+    inter = (gxy * (xh @ yh.t())).sum() / (
+        ((gxx * (xh @ xh.t())).sum() * (gyy * (yh @ yh.t())).sum()).sqrt() + eps)
+    return intra, inter
+
+
 def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float = 1e-8,
              feature_weight: float = 1.0, intra_weight: float = 0.0,
-             inter_weight: float = 0.0) -> Tensor:
+             inter_weight: float = 0.0, logit_terms: str = 'pixels') -> Tensor:
     """RCKA loss without ``loss_weight``; the teacher is detached, the result is float32.
 
     ``feature_weight * (1 - CKA(S.flatten(1), T.flatten(1)))`` (samples = the N images,
     features = C*H*W, so channel counts and sizes may differ) plus the logit terms
     ``intra_weight * (1 - CKA(S_pix, T_pix))`` on (N*H*W, K) (pixels as samples, K classes)
     and ``inter_weight * (1 - CKA(S_pix^T, T_pix^T))`` on (K, N*H*W), each with its rows
-    l2-normalised (then centered when ``centered``). The logit terms need equal shapes.
+    l2-normalised (then centered when ``centered``). With ``logit_terms='published'`` the two
+    logit terms are the published code's instead (:func:`published_seg_cka` on (N, K*H*W),
+    uncentered only). The logit terms need equal shapes.
 
     Args:
         preds_S (Tensor): (N, C_S, ...) student features or logits.
@@ -144,7 +178,14 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
         feature_weight (float): Defaults to 1.0.
         intra_weight (float): Defaults to 0.0.
         inter_weight (float): Defaults to 0.0.
+        logit_terms (str): ``'pixels'`` or ``'published'``. Defaults to 'pixels'.
     """
+    if logit_terms not in _LOGIT_TERMS:
+        raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
+                         f'{logit_terms!r}.')
+    if logit_terms == 'published' and centered:
+        raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
+                         'which does not center: set centered=False.')
     if preds_S.dim() < 2 or preds_T.dim() < 2 or preds_S.shape[0] != preds_T.shape[0]:
         raise ValueError(f'CKALoss compares the N samples of a batch and needs (N, C, ...) '
                          f'inputs with the same N, got student {tuple(preds_S.shape)} and '
@@ -163,6 +204,10 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
                              f'pixel and need equal shapes, got student {tuple(s.shape)} and '
                              f'teacher {tuple(t.shape)}: use logits with the same classes and '
                              'add a ResizeConnector for the size.')
+        if logit_terms == 'published':
+            intra, inter = published_seg_cka(s.reshape(s.shape[0], -1),
+                                             t.reshape(t.shape[0], -1), eps)
+            return loss + intra_weight * (1 - intra) + inter_weight * (1 - inter)
         # (N, K, *spatial) -> (N * pixels, K): one copy each.
         s_pix = s.movedim(1, -1).reshape(-1, s.shape[1])
         t_pix = t.movedim(1, -1).reshape(-1, t.shape[1])
@@ -190,7 +235,11 @@ class CKALoss(BaseDistillLoss):
     'inter' term the transpose (K*H*W, N), which needs a (K*H*W)^2 Gram matrix; we use pixels
     as samples, (N*H*W, K), and its transpose. It divides each Gram row by that row's own norm
     (we normalise the rows of the data, which keeps the Gram symmetric) and weights 'inter' by
-    ``intra_weight``.
+    ``intra_weight``. ``logit_terms='published'`` computes the published two terms exactly
+    (uncentered, rows of each Gram divided by their sample's norm; the K*H*W-sample term in an
+    N x N form, see :func:`published_seg_cka`): ``loss_weight=10, feature_weight=0,
+    intra_weight=1, inter_weight=1, centered=False, logit_terms='published'`` is the published
+    loss plus a constant (it returns ``-CKA``), what converted published configs use.
 
     Args:
         loss_weight (float): Scales the whole loss. Defaults to 1.0.
@@ -201,6 +250,9 @@ class CKALoss(BaseDistillLoss):
         feature_weight (float): Weight of the flattened-feature term. Defaults to 1.0.
         intra_weight (float): Weight of the pixels-as-samples logit term. Defaults to 0.0.
         inter_weight (float): Weight of the classes-as-samples logit term. Defaults to 0.0.
+        logit_terms (str): ``'pixels'`` (the terms above) or ``'published'`` (the published
+            code's images-as-samples 'intra' and its transpose; needs ``centered=False``).
+            Defaults to 'pixels'.
 
     Example:
         >>> import torch
@@ -212,10 +264,17 @@ class CKALoss(BaseDistillLoss):
     """
     def __init__(self, loss_weight: float = 1.0, centered: bool = True, eps: float = 1e-8,
                  feature_weight: float = 1.0, intra_weight: float = 0.0,
-                 inter_weight: float = 0.0):
+                 inter_weight: float = 0.0, logit_terms: str = 'pixels'):
         super().__init__(loss_weight)
         _check_weights(self, dict(feature_weight=feature_weight, intra_weight=intra_weight,
                                   inter_weight=inter_weight), eps)
+        if logit_terms not in _LOGIT_TERMS:
+            raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
+                             f'{logit_terms!r}.')
+        if logit_terms == 'published' and centered:
+            raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
+                             'which does not center: set centered=False.')
+        self.logit_terms = logit_terms
         self.centered = centered
         self.eps = eps
         self.feature_weight = feature_weight
@@ -225,7 +284,7 @@ class CKALoss(BaseDistillLoss):
     def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C_S, H_S, W_S), preds_T (N, C_T, H_T, W_T). Returns a scalar."""
         return cka_loss(preds_S, preds_T, self.centered, self.eps, self.feature_weight,
-                        self.intra_weight, self.inter_weight)
+                        self.intra_weight, self.inter_weight, self.logit_terms)
 
 
 def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:
@@ -236,11 +295,25 @@ def _check_weights(module: nn.Module, weights: dict, eps: float) -> None:
         raise ValueError(f'{name}: eps must be > 0, got {eps!r}.')
 
 
-def _patch_grid(size: Tuple[int, int], patch_size: int) -> Tuple[int, int, int, int]:
-    """(ph, pw, H', W'): patch sides and the size the maps are resized to."""
+def _patch_grid(size: Tuple[int, int], patch_size: int,
+                small_levels: str = 'shrink_patch') -> Tuple[int, int, int, int]:
+    """(ph, pw, H', W'): patch sides and the size the maps are resized to.
+
+    ``'shrink_patch'``: a side shorter than a patch keeps its size and the patch shrinks to it;
+    ``'upsample'``: patches are always ``patch_size`` square and every side is resized to the
+    next multiple of it (the published code)."""
     (h, w), ps = size, patch_size
-    ph, pw = min(ps, h), min(ps, w)
+    if small_levels == 'upsample':
+        ph = pw = ps
+    else:
+        ph, pw = min(ps, h), min(ps, w)
     return ph, pw, math.ceil(h / ph) * ph, math.ceil(w / pw) * pw
+
+
+def _check_small_levels(small_levels: str) -> None:
+    if small_levels not in SMALL_LEVELS:
+        raise ValueError(f'PCKALoss: small_levels must be one of {SMALL_LEVELS}, got '
+                         f"{small_levels!r} ('upsample' reproduces the published code).")
 
 
 def _check_pcka_inputs(preds_S: Tensor, preds_T: Tensor, patch_size: int) -> None:
@@ -285,7 +358,7 @@ def _centered_gram(rows: Tensor, centered: bool) -> Tensor:
 
 def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
               intra_weight: float = 1.0, inter_weight: float = 0.0, centered: bool = True,
-              eps: float = 1e-8) -> Tensor:
+              eps: float = 1e-8, small_levels: str = 'shrink_patch') -> Tensor:
     """PCKA loss of one FPN level without ``loss_weight``, batched over channels.
 
     The teacher is detached and the result is float32; see :class:`PCKALoss` for the math.
@@ -298,10 +371,13 @@ def pcka_loss(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,
         inter_weight (float): Defaults to 0.0.
         centered (bool): Defaults to True.
         eps (float): Defaults to 1e-8.
+        small_levels (str): ``'shrink_patch'`` or ``'upsample'``, see :class:`PCKALoss`.
+            Defaults to 'shrink_patch'.
     """
     _check_pcka_inputs(preds_S, preds_T, patch_size)
+    _check_small_levels(small_levels)
     s, t = to_float32(preds_S), to_float32(preds_T.detach())
-    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size)
+    ph, pw, height, width = _patch_grid(t.shape[-2:], patch_size, small_levels)
     s_rows = _to_patch_rows(s, ph, pw, height, width)
     t_rows = _to_patch_rows(t, ph, pw, height, width)
     loss = s.new_zeros(())
@@ -329,9 +405,13 @@ class PCKALoss(BaseDistillLoss):
     r"""PCKA: patch-wise CKA for one FPN level (the paper's detection loss).
 
     Both maps are resized (bilinear) to the smallest multiple of the patch size that is >= the
-    teacher's size; a side shorter than a patch is kept and the patch shrinks to it (a 7x20
-    level with ``patch_size=16`` gives 1x2 patches of 7x16). The published code upsamples
-    such a side to 16 instead, which gives the same patch count. Each map is cut into P
+    teacher's size. With ``small_levels='shrink_patch'`` (the default) a side shorter than a
+    patch is kept and the patch shrinks to it (a 7x20 level with ``patch_size=16`` gives 1x2
+    patches of 7x16), so no level is blown up. Deviation: the published code upsamples such a
+    side to the patch size instead (7x20 -> 16x32, 1x2 patches of 16x16); the patch count is
+    the same but the patches are interpolated, and the loss and its gradient differ (on a 13x21
+    level by about half). ``small_levels='upsample'`` reproduces the published handling
+    exactly; on levels of at least a patch a side the two are identical. Each map is cut into P
     patches and reshaped to (C, P, N*ph*pw); for every channel c the P patch rows of the
     student and teacher are compared, all channels at once with ``bmm``:
 
@@ -355,6 +435,10 @@ class PCKALoss(BaseDistillLoss):
         inter_weight (float): Weight of the transposed term. Defaults to 0.0.
         centered (bool): Center the columns. Defaults to True.
         eps (float): Added to the CKA denominator. Defaults to 1e-8.
+        small_levels (str): A level side shorter than ``patch_size``: ``'shrink_patch'``
+            shrinks the patch to it, ``'upsample'`` resizes the side up to the patch size as
+            the published code does (what converted PCKA configs use). Defaults to
+            'shrink_patch'.
 
     Example:
         >>> import torch
@@ -365,9 +449,12 @@ class PCKALoss(BaseDistillLoss):
         True
     """
     def __init__(self, loss_weight: float = 1.0, patch_size: int = 16, intra_weight: float = 1.0,
-                 inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8):
+                 inter_weight: float = 0.0, centered: bool = True, eps: float = 1e-8,
+                 small_levels: str = 'shrink_patch'):
         super().__init__(loss_weight)
         _check_weights(self, dict(intra_weight=intra_weight, inter_weight=inter_weight), eps)
+        _check_small_levels(small_levels)
+        self.small_levels = small_levels
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
             raise ValueError(f'PCKALoss: patch_size must be a positive int, got {patch_size!r}.')
         self.patch_size = patch_size
@@ -379,4 +466,4 @@ class PCKALoss(BaseDistillLoss):
     def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C, H_S, W_S), preds_T (N, C, H, W). Returns a scalar."""
         return pcka_loss(preds_S, preds_T, self.patch_size, self.intra_weight,
-                         self.inter_weight, self.centered, self.eps)
+                         self.inter_weight, self.centered, self.eps, self.small_levels)

@@ -7,7 +7,8 @@ import torch
 from mmkd.models.losses.cka import (CKALoss, PCKALoss, batched_linear_cka, cka_loss,
                                     linear_cka, pcka_loss)
 from mmkd.registry import MODELS
-from mmkd.testing import pcka_loop_reference
+from mmkd.testing import (cka_seg_published_reference, pcka_loop_reference,
+                          pcka_published_reference)
 
 
 @pytest.fixture
@@ -197,3 +198,60 @@ def test_functional_core_detaches_teacher(gen):
     assert cka_loss(s, t).requires_grad
     cka_loss(s, t).backward()
     assert t.grad is None
+
+
+@pytest.mark.parametrize('size_s,size_t', [
+    ((13, 21), (13, 21)),  # smaller than a patch on one side: upsampled to 16 x 32
+    ((40, 36), (20, 18)),  # >= 16 a side, student at twice the resolution
+])
+@pytest.mark.parametrize('inter', [None, 10.0])
+def test_pcka_upsample_is_the_published_loss(size_s, size_t, inter, gen):
+    s = torch.randn(2, 3, *size_s, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, *size_t, generator=gen, dtype=torch.float64)
+    s_ours, s_pub = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    # what tools/convert_mmrazor_config.py makes of CenterKernelAlignmentRKD(intra_weight=10, ...)
+    ours = PCKALoss(loss_weight=10.0, intra_weight=1.0, inter_weight=1.0 if inter else 0.0,
+                    centered=False, eps=1e-300, small_levels='upsample')(s_ours, t)
+    published = pcka_published_reference(s_pub, t, intra_weight=10.0, inter_weight=inter)
+    # ours is 1 - CKA where the published code returns -CKA: the same up to a constant
+    offset = 10.0 * (2 if inter else 1)
+    assert ours.item() == pytest.approx(published.item() + offset, rel=1e-10, abs=1e-10)
+    ours.backward()
+    published.backward()
+    assert torch.allclose(s_ours.grad, s_pub.grad, rtol=1e-8, atol=1e-14)
+    # and the loop reference agrees with the batched code under the same option
+    reference = pcka_loop_reference(s, t, 16, 1.0, 1.0 if inter else 0.0, False, 1e-300,
+                                    small_levels='upsample')
+    assert ours.item() == pytest.approx(10 * reference.item(), rel=1e-10)
+
+
+def test_pcka_small_levels_differ_only_below_a_patch(gen):
+    small = torch.randn(2, 3, 13, 21, generator=gen), torch.randn(2, 3, 13, 21, generator=gen)
+    large = torch.randn(2, 3, 16, 40, generator=gen), torch.randn(2, 3, 16, 40, generator=gen)
+    shrink = PCKALoss(inter_weight=1.0, centered=False)
+    upsample = PCKALoss(inter_weight=1.0, centered=False, small_levels='upsample')
+    assert shrink(*small).item() != pytest.approx(upsample(*small).item(), rel=1e-3)
+    assert shrink(*large).item() == upsample(*large).item()
+    with pytest.raises(ValueError, match="small_levels must be one of"):
+        PCKALoss(small_levels='pad')
+
+
+@pytest.mark.parametrize('inter', [None, 10.0])
+def test_cka_published_logit_terms_are_the_published_seg_loss(inter, gen):
+    s = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    s_ours, s_pub = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    # what tools/convert_mmrazor_config.py makes of CenterKernelAlignmentSeg(intra_weight=10)
+    ours = CKALoss(loss_weight=10.0, feature_weight=0.0, intra_weight=1.0,
+                   inter_weight=1.0 if inter else 0.0, centered=False, eps=1e-300,
+                   logit_terms='published')(s_ours, t)
+    published = cka_seg_published_reference(s_pub, t, intra_weight=10.0, inter_weight=inter)
+    offset = 10.0 * (2 if inter else 1)
+    assert ours.item() == pytest.approx(published.item() + offset, rel=1e-10, abs=1e-10)
+    ours.backward()
+    published.backward()
+    assert torch.allclose(s_ours.grad, s_pub.grad, rtol=1e-8, atol=1e-14)
+    with pytest.raises(ValueError, match='set centered=False'):
+        CKALoss(logit_terms='published')
+    with pytest.raises(ValueError, match='logit_terms must be one of'):
+        CKALoss(logit_terms='images')
