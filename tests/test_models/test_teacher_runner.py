@@ -152,7 +152,9 @@ CHANNELS_LAST_METHODS = ['pkd_fpn', 'cwd_fpn', 'pcka_fpn', 'ssim_fpn', 'at_fpn',
                          'fgd_fpn', 'kd_logits']
 
 
-@pytest.mark.parametrize('method', CHANNELS_LAST_METHODS)
+@pytest.mark.parametrize('method', [
+    m if m in ('pkd_fpn', 'mgd_fpn', 'kd_logits') else pytest.param(m, marks=pytest.mark.slow)
+    for m in CHANNELS_LAST_METHODS])
 def test_channels_last_gives_the_default_loss_values(method):
     path = method_configs('digits_det', [method])[method]
     values = {}

@@ -63,6 +63,7 @@ def test_markdown_and_chart_from_results(tmp_path):
     assert matplotlib.image.imread(str(chart)).shape[0] > 100
 
 
+@pytest.mark.slow  # trains a tiny benchmark: about a minute
 def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     out, chart = tmp_path / 'RESULTS.md', tmp_path / 'results.png'
     # segmentation: mIoU exists at any accuracy (a 4-iteration detector may find no box)

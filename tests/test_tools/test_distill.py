@@ -55,6 +55,7 @@ def test_seg_pair_defaults_to_the_logits_and_an_unknown_method_lists_the_known(t
     assert not (tmp_path / 'x.py').exists() and not (tmp_path / 'y.py').exists()
 
 
+@pytest.mark.slow  # the issue pairs train in-process in the default suite
 def test_distill_trains_a_few_iterations(digits_root, det_teacher_ckpt, tmp_path):
     root = str(digits_root).rstrip('/') + '/'
     work_dir = tmp_path / 'pkd'

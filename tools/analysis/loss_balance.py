@@ -46,7 +46,7 @@ def gradient_balance(model: nn.Module, batch: dict, module: str) -> Dict[str, di
     losses = model(**data, mode='loss')
     parts = {'task': sum_loss_values({k: v for k, v in losses.items()
                                       if not k.startswith('distill.')})}
-    parts.update({k: sum_loss_values({k: v}) for k in losses if k.startswith('distill.')})
+    parts.update({k: sum_loss_values({k: v}) for k, v in losses.items() if k.startswith('distill.')})
     grads = {}
     for name, value in parts.items():
         g = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
