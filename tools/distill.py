@@ -104,25 +104,10 @@ def main(argv=None):
     config = write_config(args)
     if args.dry_run:
         return dry_run(config)
-    # as tools/train.py
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    from mmkd.engine import check_annotation_files
-    from mmkd.engine.runtime import distributed_teardown, enable_amp, setup_device
     from mmkd.engine.runtime import load_config as load_train_config
+    from mmkd.engine.runtime import train  # what tools/train.py runs
     cfg = load_train_config(config, args.cfg_options, args.work_dir, args.launcher)
-    if args.amp:
-        enable_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    setup_device(cfg)
-    check_annotation_files(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    with distributed_teardown():
-        runner.train()
+    train(cfg, amp=args.amp, resume=args.resume)
 
 
 if __name__ == '__main__':

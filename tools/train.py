@@ -7,11 +7,8 @@ import argparse
 import os
 
 from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mmkd.engine import check_annotation_files
-from mmkd.engine.runtime import enable_amp, load_config, setup_device, distributed_teardown
+from mmkd.engine.runtime import load_config, train
 
 
 def parse_args(argv=None):
@@ -37,18 +34,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    if args.amp:
-        enable_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    setup_device(cfg)
-    check_annotation_files(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    with distributed_teardown():
-        runner.train()
-
+    train(cfg, amp=args.amp, resume=args.resume)
 
 if __name__ == '__main__':
     main()

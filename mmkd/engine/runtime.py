@@ -81,6 +81,28 @@ def setup_device(cfg: Config) -> Config:
     return cfg
 
 
+def train(cfg: Config, amp: bool = False, resume: Optional[str] = None) -> None:
+    """What ``tools/train.py`` and ``tools/distill.py`` do with a loaded config: ``--amp``
+    (:func:`enable_amp`), ``--resume`` ('auto': the work dir's last checkpoint; a path: that
+    one), the device, the annotation files checked before anything trains, then mmengine's
+    Runner (or the config's ``runner_type``) trains, its process group torn down at the end."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from .preflight import check_annotation_files
+    if amp:
+        enable_amp(cfg)
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+    setup_device(cfg)
+    check_annotation_files(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    with distributed_teardown():
+        runner.train()
+
+
 @contextlib.contextmanager
 def distributed_teardown():
     """Destroy the process group when the wrapped run ends.
