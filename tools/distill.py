@@ -19,10 +19,11 @@ import os.path as osp
 import shlex
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmkd.apis.distill import (config_name, default_place, distill_config_text, load_config,
                                task_of)
+from mmkd.engine.runtime import add_train_arguments, parse_tool_args
 from mmkd.models.distillers.recipes import known_recipes, lookup_recipe, parse_recipe
 
 
@@ -39,22 +40,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='where to write the config; default: <work dir>.py')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the pairing table and the config, do not train')
-    # the options of tools/train.py
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (float16 on CUDA, bfloat16 on CPU)')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from CKPT, or without a value from the latest checkpoint')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override entries of the written config, e.g. '
-                        'train_cfg.max_iters=100')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_train_arguments(parser)  # the options of tools/train.py
+    return parse_tool_args(parser, argv)
 
 
 def write_config(args) -> str:

@@ -3,13 +3,13 @@
     python tools/test.py CONFIG CKPT [--work-dir DIR] [--cfg-options k=v]
 """
 import argparse
-import os
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmkd.engine import check_annotation_files
-from mmkd.engine.runtime import load_config, setup_device, distributed_teardown
+from mmkd.engine.runtime import (add_launcher_arguments, distributed_teardown, load_config,
+                                 parse_tool_args, setup_device)
 
 
 def parse_args(argv=None):
@@ -19,13 +19,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_arguments(parser)
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None) -> dict:

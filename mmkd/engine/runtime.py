@@ -1,4 +1,5 @@
 """Config loading and device set-up shared by tools/train.py, tools/test.py and tools/demo.py."""
+import argparse
 import contextlib
 import os
 import os.path as osp
@@ -6,7 +7,7 @@ from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -79,6 +80,36 @@ def setup_device(cfg: Config) -> Config:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return cfg
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and ``--local_rank``, as torchrun / slurm call every tool."""
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`train` shared by ``tools/train.py`` and ``tools/distill.py``:
+    work dir, ``--amp``, ``--resume``, ``--cfg-options`` and the launcher's."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (float16 on CUDA, bfloat16 on CPU)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from CKPT, or without a value from the latest checkpoint in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_iters=100')
+    add_launcher_arguments(parser)
+
+
+def parse_tool_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser``'s arguments; ``LOCAL_RANK`` set from ``--local_rank`` where the launcher did
+    not set it (mmengine reads the environment)."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def train(cfg: Config, amp: bool = False, resume: Optional[str] = None) -> None:

@@ -130,6 +130,16 @@ def _is_constant(n: int, centered: bool) -> bool:
 _LOGIT_TERMS = ('pixels', 'published')
 
 
+def _check_logit_terms(logit_terms: str, centered: bool) -> None:
+    """A ValueError naming the fix for an unknown ``logit_terms`` or a centred published one."""
+    if logit_terms not in _LOGIT_TERMS:
+        raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
+                         f'{logit_terms!r}.')
+    if logit_terms == 'published' and centered:
+        raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
+                         'which does not center: set centered=False.')
+
+
 def published_seg_cka(x: Tensor, y: Tensor, eps: float = 1e-8) -> Tuple[Tensor, Tensor]:
     r"""The published segmentation terms (``CenterKernelAlignmentSeg``, ``with_l2_norm=True``,
     uncentered) of x and y (N, D): 'intra' with the N rows as samples, 'inter' with the D
@@ -180,12 +190,7 @@ def cka_loss(preds_S: Tensor, preds_T: Tensor, centered: bool = True, eps: float
         inter_weight (float): Defaults to 0.0.
         logit_terms (str): ``'pixels'`` or ``'published'``. Defaults to 'pixels'.
     """
-    if logit_terms not in _LOGIT_TERMS:
-        raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
-                         f'{logit_terms!r}.')
-    if logit_terms == 'published' and centered:
-        raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
-                         'which does not center: set centered=False.')
+    _check_logit_terms(logit_terms, centered)
     if preds_S.dim() < 2 or preds_T.dim() < 2 or preds_S.shape[0] != preds_T.shape[0]:
         raise ValueError(f'CKALoss compares the N samples of a batch and needs (N, C, ...) '
                          f'inputs with the same N, got student {tuple(preds_S.shape)} and '
@@ -268,12 +273,7 @@ class CKALoss(BaseDistillLoss):
         super().__init__(loss_weight)
         _check_weights(self, dict(feature_weight=feature_weight, intra_weight=intra_weight,
                                   inter_weight=inter_weight), eps)
-        if logit_terms not in _LOGIT_TERMS:
-            raise ValueError(f'CKALoss: logit_terms must be one of {_LOGIT_TERMS}, got '
-                             f'{logit_terms!r}.')
-        if logit_terms == 'published' and centered:
-            raise ValueError("CKALoss: logit_terms='published' reproduces the published code, "
-                             'which does not center: set centered=False.')
+        _check_logit_terms(logit_terms, centered)
         self.logit_terms = logit_terms
         self.centered = centered
         self.eps = eps
