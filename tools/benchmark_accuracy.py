@@ -4,6 +4,7 @@
         [--methods pkd_fpn det:topkd_logits@x10 ...] [--seeds 0 1 2] [--jobs 1] [--threads N]
         [--student-iters N] [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
+        [--ledger benchmarks/accuracy_runs.json] [--weights-dir benchmarks/weights]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
 width, mIoU) and regime it
@@ -25,8 +26,14 @@ same table. Default ``--jobs 1``: on this 2-core machine a ResNet-18 forward + b
 gain at most 10% over one two-thread process, before they compete for memory. Every
 finished run leaves ``result.json`` in its own folder (regime, schedule, seed in the path) and
 is never run again: a killed benchmark redoes only what is missing, and a later call with
-other ``--methods`` extends the same table. A run is recognised by its folder alone: after
-changing a method's config, delete that method's folder to have it rerun. A method named
+other ``--methods`` extends the same table. Work folders are not committed, so each finished
+run is also recorded in ``--ledger`` (``benchmarks/accuracy_runs.json``) with the identity of
+the teacher and backbone weights it started from, and those weights are kept as float16 copies
+in ``--weights-dir`` (``benchmarks/weights``; the teacher is evaluated again from its copy,
+which every row uses): a fresh checkout trains no teacher again and reads back every run of
+the ledger (:mod:`mmkd.apis.run_ledger`). Commit both as rows finish. A run is recognised by
+its folder (or ledger key) alone: after changing a method's config, delete that method's
+folder and its ledger entries to have it rerun. A method named
 ``METHOD@xSCALE`` (e.g. ``topkd_logits@x10``) is a row of its own: the method with every
 distillation loss's ``loss_weight`` times SCALE (loss-weight sweeps); ``METHOD@bf16`` (or
 ``@fp16``, ``@fp32``, after any ``@xSCALE``) is the method with that ``teacher_precision``
@@ -48,8 +55,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Dict, List, Optional
 
-from mmkd.apis.demo import TASKS, run
+from mmkd.apis.demo import TASKS, evaluate, run
 from mmkd.apis.method_configs import method_configs
+from mmkd.apis.run_ledger import RunLedger, WeightStore, weights_sha
 from mmkd.apis.significance import write_teacher_significance
 from mmkd.datasets import make_digits_dataset
 
@@ -134,10 +142,23 @@ def finished(work_dir: str) -> Optional[dict]:
 
 def train_once(work_dir: str, config: str, data_root: str, iters: int, metric: str, seed: int,
                pretrained: Optional[str] = None, val_interval: Optional[int] = None,
-               save_checkpoint: bool = False, overrides: Optional[dict] = None) -> dict:
-    """Train + test ``config`` unless ``work_dir`` already holds its ``result.json``."""
+               save_checkpoint: bool = False, overrides: Optional[dict] = None,
+               ledger: Optional[str] = None, key: Optional[str] = None,
+               expect: Optional[dict] = None) -> dict:
+    """Train + test ``config`` unless ``work_dir`` already holds its ``result.json`` or the
+    ``ledger`` holds ``key`` with the ``expect``\\ ed weights (a run that saves a checkpoint,
+    the teacher, needs its file: it trains again when the file is gone). Every finished run is
+    recorded in the ledger with ``expect`` (which teacher and backbone it started from) and,
+    with ``save_checkpoint``, its own weights' ``sha``."""
+    book = RunLedger(ledger) if ledger and key else None
     done = finished(work_dir)
+    if done is None and book is not None and not save_checkpoint:
+        done = book.get(key, expect)
     if done is not None:
+        if save_checkpoint and 'sha' not in done and osp.exists(done.get('ckpt') or ''):
+            done['sha'] = weights_sha(done['ckpt'])  # a teacher from before the hashes
+        if book is not None and book.get(key) is None:  # a run from before the ledger
+            book.record(key, _ledger_entry(done, expect))
         return done
     path = osp.join(work_dir, 'result.json')
     import torch
@@ -146,12 +167,22 @@ def train_once(work_dir: str, config: str, data_root: str, iters: int, metric: s
                       pretrained=pretrained, val_interval=val_interval,
                       save_checkpoint=save_checkpoint, **(overrides or {}))
     result = dict(value=value, ckpt=ckpt, seconds=round(time.time() - start, 1), seed=seed,
-                  threads=torch.get_num_threads(), curve=read_curve(work_dir, metric))
+                  threads=torch.get_num_threads(), curve=read_curve(work_dir, metric),
+                  **(expect or {}))
+    if ckpt is not None:
+        result['sha'] = weights_sha(ckpt)
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         json.dump(result, f, indent=2)
     os.replace(tmp, path)
+    if book is not None:
+        book.record(key, _ledger_entry(result, expect))
     return result
+
+
+def _ledger_entry(result: dict, expect: Optional[dict]) -> dict:
+    """What the ledger keeps of a run: everything but its local checkpoint path."""
+    return {k: v for k, v in dict(result, **(expect or {})).items() if k != 'ckpt'}
 
 
 def read_curve(work_dir: str, metric: str) -> List[list]:
@@ -231,11 +262,16 @@ def run_dirs(work_dir: str, name: str, regime: dict) -> tuple:
 
 def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: str,
                   methods: Optional[List[str]], seeds: List[int], pool: Optional[Pool],
-                  log=print) -> Dict[str, dict]:
+                  log=print, ledger: Optional[str] = None,
+                  weights_dir: Optional[str] = None) -> Dict[str, dict]:
     """Train what is missing and return ``{task: result}`` (see :func:`table_rows`).
 
     Without a ``pool`` nothing is trained: the result holds the finished runs only (rows
-    with fewer seeds than asked, and no row where none finished).
+    with fewer seeds than asked, and no row where none finished). ``ledger``: the
+    :class:`~mmkd.apis.run_ledger.RunLedger` file every finished run is recorded in and read
+    back from, so a fresh checkout reuses the runs whose teacher and backbone weights equal
+    its own; ``weights_dir``: the :class:`~mmkd.apis.run_ledger.WeightStore` of those weights
+    (a fresh checkout then trains neither teachers nor backbones).
     """
     data_root = osp.join(work_dir, f'data_{regime["num_train"]}_{regime["num_val"]}')
     if not osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
@@ -243,28 +279,22 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                             num_val=regime['num_val'], seed=0)
     teacher_root, root = run_dirs(work_dir, regime_name, regime)
 
-    # 1. backbones, shared by both tasks (the det configs' ResNets; the seg configs' have the
-    # same weights). Trained here with every thread: they are cached, once for all runs.
-    pretrained = {'teacher': None, 'student': None}
-    if regime['pretrain'] is not None and pool is not None:
-        from mmengine.config import Config
+    book = RunLedger(ledger) if ledger else None
+    store = WeightStore(weights_dir) if weights_dir else None
 
-        from mmkd.engine.pretrain import pretrained_backbone
-        for role in pretrained:
-            backbone = Config.fromfile(TASKS['det'][role]).model.backbone.to_dict()
-            backbone['_scope_'] = 'mmdet'
-            pretrained[role] = pretrained_backbone(
-                backbone, osp.join(work_dir, 'pretrained'),
-                name=f'resnet18_w{backbone["base_channels"]}', log=log, **regime['pretrain'])
+    # 1. the students' pretrained backbone (the det configs' ResNet; the seg configs' has the
+    # same weights): the committed copy, else trained with every thread and cached.
+    student_backbone = (_pretrained('student', regime, work_dir, store, pool is not None, log)
+                        if regime['pretrained_student'] else None)
+    backbone_sha = (weights_sha(student_backbone)
+                    if student_backbone and osp.exists(student_backbone) else None)
+    if pool is None:
+        student_backbone = None
 
-    # 2. teachers, with their learning curve, then their significance
-    teacher_jobs = [dict(work_dir=osp.join(teacher_root, task),
-                         config=TASKS[task]['teacher'], data_root=data_root,
-                         iters=regime['teacher_iters'], metric=TASKS[task]['metric'], seed=0,
-                         pretrained=pretrained['teacher'], save_checkpoint=True,
-                         val_interval=max(1, regime['teacher_iters'] // 8))
-                    for task in tasks]
-    teachers = dict(zip(tasks, _results(pool, teacher_jobs)))
+    # 2. teachers (from their own pretrained backbone), with their learning curve, then their
+    # significance
+    teachers = _teachers(tasks, regime, work_dir, data_root, teacher_root, store, book, pool,
+                         log)
     missing = [task for task in tasks if teachers[task] is None]
     if missing:
         raise SystemExit(f'no finished teacher for {missing} in {teacher_root}: run without '
@@ -281,7 +311,6 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
     # 3. every row x seed in one queue, row by row (both tasks), so that an interrupted run
     # leaves whole rows
     jobs, keys = [], []
-    student_backbone = pretrained['student'] if regime['pretrained_student'] else None
     rows = {task: {'student': TASKS[task]['student'], **_configs(task, methods)}
             for task in tasks}
     for index in range(max(len(r) for r in rows.values())):
@@ -298,10 +327,15 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                 overrides.update(loss_weight_overrides(config, scale))
             if precision is not None:
                 overrides['model.teacher_precision'] = precision
+            expect = _known(backbone_sha=backbone_sha,
+                            teacher_sha=None if name == 'student' else teachers[task].get('sha'))
             for seed in seeds:
                 keys.append((task, name, seed))
+                run_dir = osp.join(root, task, name, f'seed{seed}')
                 # the student alone is validated along the way too: is it near its plateau?
-                jobs.append(dict(work_dir=osp.join(root, task, name, f'seed{seed}'),
+                jobs.append(dict(work_dir=run_dir, ledger=ledger,
+                                 key=osp.relpath(run_dir, work_dir),
+                                 expect=expect,
                                  config=config, data_root=data_root,
                                  iters=regime['student_iters'], metric=spec['metric'],
                                  seed=seed, pretrained=student_backbone, overrides=overrides,
@@ -317,10 +351,86 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
 
 
 def _results(pool: Optional[Pool], jobs: List[dict]) -> list:
-    """Run ``train_once`` jobs in ``pool``, or (no pool) read those that finished."""
+    """Run ``train_once`` jobs in ``pool``, or (no pool) read those that finished, from
+    their folder or their ledger."""
     if pool is None:
-        return [finished(job['work_dir']) for job in jobs]
+        return [finished(job['work_dir']) or (
+            RunLedger(job['ledger']).get(job['key'], job['expect']) if job['ledger'] else None)
+            for job in jobs]
     return pool.map(train_once, jobs)
+
+
+def _known(**identities) -> dict:
+    """The weights' identities a run is checked against, those that are known."""
+    return {k: v for k, v in identities.items() if v is not None}
+
+
+def _pretrained(role: str, regime: dict, work_dir: str, store: Optional[WeightStore],
+                train: bool, log=print) -> Optional[str]:
+    """Path of ``role``'s pretrained backbone (None for a regime without pretraining): the
+    store's copy when it has one; else the cached one, trained first when ``train`` (and then
+    copied into the store)."""
+    if regime['pretrain'] is None:
+        return None
+    from mmengine.config import Config
+
+    from mmkd.engine.pretrain import pretrained_backbone
+    backbone = Config.fromfile(TASKS['det'][role]).model.backbone.to_dict()
+    backbone['_scope_'] = 'mmdet'
+    kwargs = dict(cache_dir=osp.join(work_dir, 'pretrained'), log=log,
+                  name=f'resnet18_w{backbone["base_channels"]}', **regime['pretrain'])
+    name = osp.basename(pretrained_backbone(backbone, train=False, **kwargs))
+    if store is not None and store.has(name):
+        return store.path(name)
+    path = pretrained_backbone(backbone, train=train, **kwargs)
+    return store.publish(path, name) if store is not None and train else path
+
+
+def _teachers(tasks: List[str], regime: dict, work_dir: str, data_root: str, teacher_root: str,
+              store: Optional[WeightStore], book: Optional[RunLedger], pool: Optional[Pool],
+              log=print) -> Dict[str, Optional[dict]]:
+    """``{task: teacher result}``: the store's copy with the ledger's entry when both exist
+    and agree; else (with a pool) trained, copied into the store as float16 and evaluated
+    again from that copy (``value``; ``value_fp32`` is the trained model's), the copy being
+    the teacher every row uses; else (no pool) the finished run or the ledger's entry."""
+    teachers, todo = {}, []
+    for task in tasks:
+        run_dir = osp.join(teacher_root, task)
+        entry = book.get(osp.relpath(run_dir, work_dir)) if book is not None else None
+        name = _teacher_name(task, teacher_root)
+        if (store is not None and entry is not None and store.has(name)
+                and weights_sha(store.path(name)) == entry.get('sha')):
+            teachers[task] = dict(entry, ckpt=store.path(name))
+        elif pool is None:
+            teachers[task] = finished(run_dir) or entry
+        else:
+            todo.append(task)
+    if not todo:
+        return teachers
+    backbone = _pretrained('teacher', regime, work_dir, None, True, log)
+    trained = pool.map(train_once, [dict(
+        work_dir=osp.join(teacher_root, task), config=TASKS[task]['teacher'],
+        data_root=data_root, iters=regime['teacher_iters'], metric=TASKS[task]['metric'],
+        seed=0, pretrained=backbone, save_checkpoint=True,
+        val_interval=max(1, regime['teacher_iters'] // 8)) for task in todo])
+    for task, result in zip(todo, trained):
+        run_dir = osp.join(teacher_root, task)
+        if store is not None:
+            ckpt = store.publish(result['ckpt'], _teacher_name(task, teacher_root))
+            value = pool.map(evaluate, [dict(
+                config=TASKS[task]['teacher'], ckpt=ckpt, data_root=data_root,
+                work_dir=osp.join(run_dir, 'float16'), metric=TASKS[task]['metric'])])[0]
+            result = dict(result, ckpt=ckpt, sha=weights_sha(ckpt), value=value,
+                          value_fp32=result['value'])
+        if book is not None:
+            book.record(osp.relpath(run_dir, work_dir), _ledger_entry(result, None))
+        teachers[task] = result
+    return teachers
+
+
+def _teacher_name(task: str, teacher_root: str) -> str:
+    """The file name of a teacher's copy in the weight store."""
+    return f'teacher_{task}_{osp.basename(teacher_root)}.pth'
 
 
 def _configs(task: str, methods: Optional[List[str]]) -> Dict[str, str]:
@@ -542,6 +652,12 @@ def main(argv=None) -> Dict[str, dict]:
     parser.add_argument('--out', default='benchmarks/RESULTS.md')
     parser.add_argument('--chart', default='benchmarks/results.png')
     parser.add_argument('--json', help='also write the raw results here')
+    parser.add_argument('--ledger', default='benchmarks/accuracy_runs.json',
+                        help='committed record of every finished run (read back by a fresh '
+                        "checkout whose teacher and backbones match); '' for none")
+    parser.add_argument('--weights-dir', default='benchmarks/weights',
+                        help='committed float16 copies of the teachers and the students\' '
+                        "pretrained backbone every row starts from; '' for none")
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing: the table of the runs finished so far')
     args = parser.parse_args(argv)
@@ -561,7 +677,8 @@ def main(argv=None) -> Dict[str, dict]:
     pool = None if args.report_only else Pool(args.jobs, threads)
     try:
         results = run_benchmark(args.tasks, args.regime, regime, osp.abspath(args.work_dir),
-                                args.methods, args.seeds, pool)
+                                args.methods, args.seeds, pool, ledger=args.ledger or None,
+                                weights_dir=args.weights_dir or None)
     finally:
         if pool is not None:
             pool.close()

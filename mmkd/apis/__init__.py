@@ -11,6 +11,8 @@ thin ``main()``\\ s over them and never import each other.
   the scripts in ``tools/analysis/``;
 * :mod:`mmkd.apis.distill`: the distillation config ``tools/distill.py`` writes from a
   student and a teacher config;
+* :mod:`mmkd.apis.run_ledger`: the accuracy benchmark's committed record of finished runs
+  and float16 copies of the weights they start from (a fresh checkout loses no run);
 * :mod:`mmkd.apis.loss_benchmark`: the loss-cost measurements of
   ``tools/benchmark_losses.py``, importable by the processes it spawns.
 

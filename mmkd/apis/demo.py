@@ -1,7 +1,8 @@
 """The demo's pipeline on the embedded digits dataset: teacher, student, distilled student.
 
 :func:`run` trains one config for a number of iterations and tests it, seeded (the same call
-gives the same numbers on the same machine and thread count); :func:`run_task` does the three
+gives the same numbers on the same machine and thread count), :func:`evaluate` tests a
+checkpoint; :func:`run_task` does the three
 runs of a task and exports the distilled student; :data:`TASKS` names the configs and metric
 of each task. ``tools/demo.py`` is the command line over them; ``tools/benchmark_accuracy.py``
 trains every row of its table with :func:`run` on :data:`TASKS`' pairs.
@@ -81,6 +82,16 @@ def run(config: str, work_dir: str, data_root: str, iters: int, metric: str, see
     metrics = runner.test()
     ckpt = osp.join(work_dir, f'iter_{iters}.pth') if save_checkpoint else None
     return float(metrics.get(metric, 0.0)), ckpt
+
+
+def evaluate(config: str, ckpt: str, work_dir: str, data_root: str, metric: str) -> float:
+    """Test ``ckpt`` (any checkpoint of ``config``'s model, e.g. a float16 copy) on
+    ``data_root``'s validation images; returns ``metric``."""
+    cfg = load_config(config, work_dir=work_dir)
+    set_data_root(cfg, data_root)
+    cfg.load_from = ckpt
+    cfg.visualizer.name = f'visualizer:{osp.abspath(work_dir)}:{time.time()}'
+    return float(Runner.from_cfg(cfg).test().get(metric, 0.0))
 
 
 def finished_run(run_dir: str, config: str, iters: int, seed: int, budget: dict,

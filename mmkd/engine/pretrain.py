@@ -52,8 +52,9 @@ def pretrain_key(backbone: dict, settings: dict) -> str:
 
 
 def pretrained_backbone(backbone: dict, cache_dir: str, name: str = 'backbone',
-                        log: Callable = print, **overrides) -> str:
-    """Path of the pretrained checkpoint of ``backbone``, trained first unless cached.
+                        log: Callable = print, train: bool = True, **overrides) -> str:
+    """Path of the pretrained checkpoint of ``backbone``, trained first unless cached
+    (``train=False``: the path it has or would have, training nothing).
 
     Args:
         backbone: The backbone config, with its ``_scope_`` (e.g. ``'mmdet'``), as in a model
@@ -69,6 +70,8 @@ def pretrained_backbone(backbone: dict, cache_dir: str, name: str = 'backbone',
     settings = dict(DEFAULT_SETTINGS, **overrides)
     key = pretrain_key(backbone, settings)
     path = osp.join(cache_dir, f'{name}_{key}.pth')
+    if not train:
+        return path
     if osp.exists(path):
         log(f'pretrained backbone: cache hit {path}')
         return path

@@ -69,7 +69,8 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     # segmentation: mIoU exists at any accuracy (a 4-iteration detector may find no box)
     args = ['--regime', 'quick', '--tasks', 'seg', '--methods', 'fitnet_fpn', '--seeds', '0',
             '1', '--jobs', '0', '--threads', '1', '--work-dir', str(tmp_path / 'work'),
-            '--out', str(out), '--chart', str(chart)]
+            '--out', str(out), '--chart', str(chart), '--ledger', str(tmp_path / 'runs.json'),
+            '--weights-dir', str(tmp_path / 'weights')]
     results = benchmark_accuracy.main(args)
     rows = results['seg']['rows']
     assert set(rows) == {'student', 'fitnet_fpn'} and set(rows['student']) == {0, 1}
@@ -109,6 +110,21 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
     assert {k: v.loss_weight for k, v in ran.model.distill_losses.items()} == {
         f'loss_fpn{i}': 0.5 for i in range(4)}
     assert '| fitnet_fpn@x0.5 |' in out.read_text()
+    # a fresh checkout (the work folder lost): the ledger and the weight store still give the
+    # same table, and a new row trains against the same teacher without training it again
+    import shutil
+    shutil.rmtree(tmp_path / 'work')
+    report = benchmark_accuracy.main(args + ['--report-only'])
+    assert report['seg']['rows']['fitnet_fpn'][1]['value'] == rows['fitnet_fpn'][1]['value']
+    assert report['seg']['rows']['fitnet_fpn'][1]['teacher_sha'] == report['seg']['teacher'][
+        'sha'] and len(report['seg']['rows']['student'][0]['backbone_sha']) == 16
+    more = benchmark_accuracy.main(args + ['--methods', 'seg:fitnet_fpn@x0.5', 'pkd_fpn',
+                                           '--seeds', '0'])
+    assert not (tmp_path / 'work' / 'teachers').exists()  # teacher from the store
+    assert not (tmp_path / 'work' / 'pretrained').exists()  # backbone from the store
+    assert more['seg']['rows']['pkd_fpn'][0]['teacher_sha'] == report['seg']['teacher']['sha']
+    assert more['seg']['rows']['fitnet_fpn@x0.5'][0]['value'] == sweep['seg']['rows'][
+        'fitnet_fpn@x0.5'][0]['value']
 
 
 def test_teacher_precision_rows_name_their_method():
@@ -136,3 +152,72 @@ def test_sweep_rows_scale_every_loss_weight():
     assert list(rows) == ['topkd_logits@x10', 'pkd_fpn']  # no DKD config for the detector
     assert rows['topkd_logits@x10'].endswith('topkd_logits_retina-r18_retina-r18w32_digits.py')
     assert list(benchmark_accuracy._configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']
+
+
+def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
+    import torch
+
+    from mmkd.apis.run_ledger import RunLedger, weights_sha
+
+    # the weights' hash ignores what else a checkpoint file records
+    weights = {'conv.weight': torch.arange(6.).view(2, 3)}
+    torch.save(dict(state_dict=weights, meta=dict(time='monday')), tmp_path / 'a.pth')
+    torch.save(dict(state_dict=weights, meta=dict(time='tuesday')), tmp_path / 'b.pth')
+    torch.save(dict(state_dict={'conv.weight': torch.arange(6.).view(2, 3) + 1e-3}),
+               tmp_path / 'c.pth')
+    sha = weights_sha(str(tmp_path / 'a.pth'))
+    assert sha == weights_sha(str(tmp_path / 'b.pth')) != weights_sha(str(tmp_path / 'c.pth'))
+
+    # the committed float16 copy loads into a float32 model through mmengine
+    from mmengine.runner import load_checkpoint
+    from torch import nn
+
+    from mmkd.apis.run_ledger import WeightStore
+    copy = WeightStore(str(tmp_path / 'weights')).publish(str(tmp_path / 'a.pth'), 'a16.pth')
+    assert torch.load(copy)['state_dict']['conv.weight'].dtype == torch.float16
+    model = nn.Module()
+    model.conv = nn.Linear(3, 2, bias=False)
+    load_checkpoint(model, copy)
+    assert model.conv.weight.dtype == torch.float32
+    assert torch.equal(model.conv.weight.data, weights['conv.weight'])
+
+    trained = []
+
+    def fake_run(config, work_dir, data_root, iters, metric, seed=0, save_checkpoint=False,
+                 **kwargs):
+        trained.append(work_dir)
+        ckpt = None
+        if save_checkpoint:
+            ckpt = osp.join(work_dir, 'iter_4.pth')
+            torch.save(dict(state_dict=weights), ckpt)
+        return 0.25 + seed, ckpt
+
+    monkeypatch.setattr(benchmark_accuracy, 'run', fake_run)
+    ledger = str(tmp_path / 'benchmarks' / 'runs.json')
+
+    def job(name, **kwargs):
+        (tmp_path / 'work' / name).mkdir(parents=True, exist_ok=True)
+        return dict(work_dir=str(tmp_path / 'work' / name), config='c.py', data_root='d',
+                    iters=4, metric='m', seed=1, ledger=ledger, key=name, **kwargs)
+
+    teacher = benchmark_accuracy.train_once(**job('teacher', save_checkpoint=True))
+    assert teacher['sha'] == sha
+    student = benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
+    assert student['value'] == 1.25 and len(trained) == 2
+    book = RunLedger(ledger)
+    assert 'ckpt' not in book.get('pkd') and book.get('pkd')['teacher_sha'] == sha
+    # a fresh checkout: the work folders are gone, the ledger (committed) is not
+    import shutil
+    shutil.rmtree(tmp_path / 'work')
+    again = benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
+    assert again['value'] == 1.25 and len(trained) == 2  # read back, not trained
+    # ... but never with another teacher's weights, and a teacher needs its file
+    benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha='0' * 16)))
+    assert len(trained) == 3 and book.get('pkd')['teacher_sha'] == '0' * 16
+    benchmark_accuracy.train_once(**job('teacher', save_checkpoint=True))
+    assert len(trained) == 4
+    # the report (no pool) reads the ledger too
+    jobs = [job('pkd', expect=dict(teacher_sha='0' * 16)),
+            job('pkd', expect=dict(teacher_sha=sha))]
+    shutil.rmtree(tmp_path / 'work')
+    assert [r and r['value'] for r in benchmark_accuracy._results(None, jobs)] == [1.25, None]
