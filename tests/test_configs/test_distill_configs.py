@@ -28,8 +28,10 @@ CONFIGS = sorted(p for p in glob.glob(f'{DISTILL_DIR}/**/*.py', recursive=True)
                  if f'{osp.sep}_base_{osp.sep}' not in p)
 ZOO_CONFIGS = [p for p in CONFIGS if not p.endswith('_digits.py')]
 # One real forward per detector family and for Cityscapes in the default run, each with another
-# method (the digits trainings run every method in the default run too).
+# method (the digits trainings run every method in the default run too), and CrossKD's
+# published pair (its cross head runs the teacher's GFL head on the student's features).
 FAST_FORWARD = ('fgd_fpn_retina-x101', 'mgd_fpn_fcos-r101', 'pcka_fpn_gfl-r101',
+                'crosskd_head_gfl-r101',
                 'pcka_fpn_frcnn-r101', 'ssim_head_pspnet-r101')
 # PSPNet's SyncBN needs a process group: plain BN, and 64x64 crops instead of 512x1024.
 SMALL_SEG = {'model.data_preprocessor.size': (64, 64),

@@ -6,8 +6,9 @@ One training step, as :meth:`Distiller.loss` runs it:
    its own precision and memory format, and stops once the last record read is taken
    (:mod:`.teacher_runner`);
 2. the student computes its own task losses, its recorders capturing likewise (then, where a
-   loss maps ``gradient=True``, the task-loss gradients: :mod:`.task_gradients`; and the
-   teacher replays: :mod:`.teacher_replays`);
+   loss maps ``gradient=True``, the task-loss gradients: :mod:`.task_gradients`; the
+   teacher replays: :mod:`.teacher_replays`; and the cross heads, the teacher's head run with
+   gradient on the student's features: :mod:`.cross_heads`);
 3. each distillation loss receives the tensors its ``loss_forward_mappings`` entry names
    (:mod:`.loss_inputs`); the loss itself casts to float32 and detaches the teacher
    (:class:`mmkd.models.losses.BaseDistillLoss`); the weighting combines them, and each joins
@@ -41,6 +42,7 @@ from .nonfinite import NonFiniteGuard
 from .probe import choose_input_size
 from .expansion import expand_recipes, log_expansion
 from .task_gradients import TaskGradients
+from .cross_heads import CrossHeads
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
 
@@ -80,6 +82,13 @@ class Distiller(BaseModel):
             ``no_grad`` on recorded data (e.g. the teacher's RoI head on the RoIs the student
             sampled); a teacher-side spec with ``recorder=<name>`` reads its output. See
             :mod:`.teacher_replays`.
+        cross_heads (dict, optional): ``{name: dict(head='bbox_head',
+            reused_teacher_head_idx=3)}`` (CrossKD): after the student's forward, the teacher's
+            dense head runs, with gradient to the student, on the student's head features
+            after that conv, normalised to the teacher's; a student-side spec with
+            ``recorder=<name>`` reads its predictions (``data_idx='cls_score'``, ...). Adds
+            the recorders ``<name>_cls`` / ``<name>_reg`` to both models. See
+            :mod:`.cross_heads`. Defaults to None.
         weighting (dict, optional): How the distillation losses ('paths') are combined:
             ``FixedWeighting`` (the default: their sum), ``UncertaintyWeighting`` or
             ``GradientSimilarityWeighting`` (see ``mmkd/models/weighting``). A configured
@@ -132,6 +141,7 @@ class Distiller(BaseModel):
                  loss_forward_mappings: Optional[Dict[str, dict]] = None,
                  teacher_forward_mode: str = 'auto',
                  teacher_replays: Optional[Dict[str, dict]] = None,
+                 cross_heads: Optional[Dict[str, dict]] = None,
                  weighting: Optional[dict] = None,
                  nonfinite: str = 'error',
                  teacher_precision: Optional[str] = None,
@@ -198,6 +208,11 @@ class Distiller(BaseModel):
             self.recipe_table = expansion.table()
             self.recipe_explicit_config = expansion.explicit_config()
             log_expansion(expansion)
+        self.cross_heads = CrossHeads(cross_heads, self.student, self.teacher)
+        student_recorders, teacher_recorders = (
+            _with_cross_head_recorders(self.cross_heads, side, recorders, teacher_replays)
+            for side, recorders in (('student', student_recorders),
+                                    ('teacher', teacher_recorders)))
         self.recorders = {'student': RecorderManager(student_recorders),
                           'teacher': RecorderManager(teacher_recorders)}
         self.recorders['student'].attach(self.student, 'student')
@@ -206,9 +221,10 @@ class Distiller(BaseModel):
                                      'mmkd.models.connectors.BaseConnector')
         self.distill_losses = _build_all(distill_losses, BaseDistillLoss, 'Distill loss',
                                          'mmkd.models.losses.BaseDistillLoss')
-        self.loss_inputs = LossInputs(loss_forward_mappings, self.distill_losses,
-                                      self.recorders, self.connectors,
-                                      list(teacher_replays or {}))
+        self.loss_inputs = LossInputs(
+            loss_forward_mappings, self.distill_losses, self.recorders, self.connectors,
+            {**{name: 'teacher' for name in teacher_replays or {}},
+             **{name: 'student' for name in cross_heads or {}}})
         self.teacher_replays = TeacherReplays(teacher_replays, self.teacher, self.loss_inputs)
         self.task_gradients = TaskGradients(self.loss_inputs.mappings, self.distill_losses,
                                             self.recorders)
@@ -226,7 +242,8 @@ class Distiller(BaseModel):
                       for spec in mapping.values()]
         self.teacher_runner = TeacherRunner(
             self.teacher, self.teacher_recorders, teacher_precision, teacher_channels_last,
-            needed_records(loss_specs + replay_specs, self.teacher_recorders.recorders),
+            needed_records(loss_specs + replay_specs + self.cross_heads.teacher_specs(),
+                           self.teacher_recorders.recorders),
             teacher_early_stop, teacher_compile, teacher_cast_weights)
         self.student_channels_last = student_channels_last
         if student_channels_last:
@@ -271,12 +288,14 @@ class Distiller(BaseModel):
                 self.teacher_replays.run(lambda spec: self.loss_inputs.resolve(
                     spec, batch, {}, self.task_gradients.of))
         try:
+            self.cross_heads.run(self.recorders)
             losses.update(self.compute_distill_losses(batch, sum_loss_values(losses)))
         finally:  # nothing recorded in this step outlives it
             self.student_recorders.reset()
             self.teacher_recorders.reset()
             self.task_gradients.clear()
             self.teacher_replays.clear()
+            self.cross_heads.clear()
         return losses
 
     def compute_distill_losses(self, batch: dict,
@@ -289,7 +308,8 @@ class Distiller(BaseModel):
         with torch.autocast(device_type=device_type, enabled=False):
             for name, loss in self.distill_losses.items():
                 inputs[name] = self.loss_inputs.gather(
-                    name, batch, self.teacher_replays.outputs, self.task_gradients.of)
+                    name, batch, {**self.teacher_replays.outputs, **self.cross_heads.outputs},
+                    self.task_gradients.of)
                 self.loss_inputs.check_shapes(name, loss, inputs[name])
                 raw[name] = loss(**inputs[name])
             self.nonfinite_guard.check(raw, inputs)
@@ -357,6 +377,21 @@ class Distiller(BaseModel):
             raise ValueError(f'Distill losses {needs_equal} compare class scores, but the '
                              f'student predicts {n_student} classes and the teacher '
                              f'{n_teacher}. Use a teacher trained on the same classes.')
+
+
+def _with_cross_head_recorders(cross_heads: CrossHeads, side: str,
+                               recorders: Optional[Dict[str, dict]],
+                               teacher_replays: Optional[Dict[str, dict]]) -> Dict[str, dict]:
+    """``recorders`` plus the cross heads' recorders of ``side``; a name used twice raises."""
+    added = cross_heads.recorders(side)
+    taken = set(recorders or {}) | set(teacher_replays or {})
+    clash = sorted((taken & (set(added) | set(cross_heads.heads)))
+                   | (set(cross_heads.heads) & set(teacher_replays or {})))
+    if clash:
+        raise KeyError(f'cross_heads use the names {sorted(cross_heads.heads)} and their '
+                       f'recorders {sorted(added)}; {clash} is also a {side} recorder or a '
+                       'teacher replay: rename one.')
+    return {**(recorders or {}), **added}
 
 
 def _build_all(cfgs: Optional[Dict[str, dict]], base: type, kind: str,

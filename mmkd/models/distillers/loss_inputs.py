@@ -6,15 +6,15 @@ A mapping is ``{loss name: {argument: spec}}``. A spec reads
 - a recorder: ``dict(from_student=True, recorder='fpn', record_idx=0, data_idx=0,
   connector='fpn0')`` (``connector`` may be a list, applied in order; ``gradient=True`` gives
   the gradient of that model's task loss w.r.t. the recorded tensor instead, see
-  :mod:`.task_gradients`), or a teacher replay's output by its name (see
-  :mod:`.teacher_replays`);
+  :mod:`.task_gradients`), or by its name a teacher replay's output (teacher side, see
+  :mod:`.teacher_replays`) or a cross head's (student side, see :mod:`.cross_heads`);
 - the batch: ``dict(from_data='data_samples')``, ``'inputs'`` or ``'gt_sem_seg'``
   ((N, H, W) segmentation labels).
 
 Arguments that read the teacher end in ``_T``: the losses detach them
 (:class:`mmkd.models.losses.BaseDistillLoss`).
 """
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from torch import Tensor, nn
 
@@ -42,17 +42,19 @@ class LossInputs:
         losses (nn.ModuleDict): the distillation losses (:class:`BaseDistillLoss`).
         recorders (dict): ``{'student': RecorderManager, 'teacher': RecorderManager}``.
         connectors (nn.ModuleDict): the connectors.
-        replay_names (list[str]): names of the teacher replays (readable like teacher
-            recorders).
+        replays (dict, optional): ``{name: side}`` of what runs after the student's forward
+            and is read like a recorder of that side: the teacher replays (``'teacher'``) and
+            the cross heads (``'student'``). Defaults to None.
     """
 
     def __init__(self, mappings: Dict[str, dict], losses: nn.ModuleDict,
                  recorders: Dict[str, RecorderManager], connectors: nn.ModuleDict,
-                 replay_names: List[str] = ()):
+                 replays: Optional[Dict[str, str]] = None):
         self.mappings = dict(mappings or {})
         self.recorders = recorders
         self.connectors = connectors
-        self.replay_names = list(replay_names)
+        self.replays = {side: [name for name, s in (replays or {}).items() if s == side]
+                        for side in ('student', 'teacher')}
         missing = set(losses) - set(self.mappings)
         extra = set(self.mappings) - set(losses)
         if missing or extra:
@@ -95,11 +97,12 @@ class LossInputs:
             raise KeyError(f'{where} needs from_student and recorder (or from_data).')
         side = 'student' if spec['from_student'] else 'teacher'
         manager = self.recorders[side]
-        replays = self.replay_names if side == 'teacher' and allow_replays else []
+        replays = self.replays[side] if allow_replays else []
         if spec['recorder'] not in manager and spec['recorder'] not in replays:
+            kind = 'teacher_replays' if side == 'teacher' else 'cross_heads'
             raise KeyError(f"{where}: no {side} recorder named {spec['recorder']!r}; "
                            f'{side}_recorders defines {sorted(manager.recorders)}'
-                           + (f' and teacher_replays {sorted(replays)}.' if replays else '.'))
+                           + (f' and {kind} {sorted(replays)}.' if replays else '.'))
         for connector_name in as_list(spec.get('connector')):
             if connector_name not in self.connectors:
                 raise KeyError(f'{where}: no connector named {connector_name!r}; connectors '
@@ -108,14 +111,16 @@ class LossInputs:
     # ------------------------------------------------------------------ per step
     def resolve(self, spec: dict, batch: dict, replay_outputs: Dict[str, object],
                 gradient_of: Callable):
-        """The value a spec names: batch data, recorded data, a teacher replay's output, or
-        (``gradient=True``) a recorded tensor's task-loss gradient."""
+        """The value a spec names: batch data, recorded data, a teacher replay's or a cross
+        head's output (``replay_outputs``, by name), or (``gradient=True``) a recorded tensor's
+        task-loss gradient."""
         if 'from_data' in spec:
             return batch_value(batch, spec['from_data'])
-        if not spec['from_student'] and spec['recorder'] in replay_outputs:
+        side = 'student' if spec['from_student'] else 'teacher'
+        if spec['recorder'] in self.replays[side] and spec['recorder'] in replay_outputs:
             return select(replay_outputs[spec['recorder']], spec.get('data_idx'),
-                          f"teacher replay {spec['recorder']!r}")
-        manager = self.recorders['student' if spec['from_student'] else 'teacher']
+                          f"{side} replay {spec['recorder']!r}")
+        manager = self.recorders[side]
         value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
                                         spec.get('data_idx'))
         return gradient_of(value) if spec.get('gradient') else value

@@ -1,9 +1,12 @@
 from .at import ATLoss, attention_map, attention_transfer_loss
 from .base import BaseDistillLoss, build_wrapped_loss, check_weight
 from .cka import CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka, pcka_loss
+from .crosskd import (CrossKDBoxLoss, CrossKDClsLoss, CrossKDDistributionLoss, crosskd_box_loss,
+                      crosskd_cls_loss, crosskd_distribution_loss, dense_rows, num_positives,
+                      teacher_score_weights)
 from .cwd import CWDLoss, channel_wise_divergence
 from .dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels, flatten_dense_logits,
-                            select_dense_locations)
+                            flatten_dense_weights, select_dense_locations)
 from .dkd import DKDLoss, dkd_loss, dkd_terms, dkd_warmup_factor
 from .fbkd import FBKDLoss, build_non_local, spatial_attention
 from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
@@ -32,6 +35,8 @@ __all__ = [
     'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule',
     # logit losses
     'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
+    # dense-head prediction losses on the teacher head's outputs (CrossKD)
+    'CrossKDClsLoss', 'CrossKDBoxLoss', 'CrossKDDistributionLoss',
     # per-image weighting of any loss
     'SignificanceWeightedLoss',
     # functional cores
@@ -45,5 +50,7 @@ __all__ = [
     'fgd_global_loss', 'gradient_guided_map', 'gradient_weighted_imitation', 'kd_loss',
     'kd_divergence', 'flatten_logits', 'weighted_mean', 'dkd_loss', 'dkd_terms',
     'dkd_warmup_factor', 'top_k_scaling', 'top_k_decoupled_terms', 'batch_contrastive_loss',
-    'sample_rows', 'select_dense_locations', 'flatten_dense_logits', 'flatten_dense_labels'
+    'sample_rows', 'select_dense_locations', 'flatten_dense_logits', 'flatten_dense_labels',
+    'flatten_dense_weights', 'crosskd_cls_loss', 'crosskd_box_loss', 'crosskd_distribution_loss',
+    'dense_rows', 'num_positives', 'teacher_score_weights'
 ]

@@ -156,31 +156,55 @@ def flatten_dense_labels(labels: Union[Tensor, Sequence[Tensor]],
         ...                      [4, 2])
         tensor([0, 4, 4, 1, 4, 2])
     """
+    levels = _dense_levels(labels, locations_per_level, 'labels', 'DenseHeadLogitLoss')
+    return torch.cat([x.reshape(-1) for x in levels]).long()
+
+
+def flatten_dense_weights(weights: Union[Tensor, Sequence[Tensor]],
+                          locations_per_level: Sequence[int], owner: str) -> Tensor:
+    """Concatenate per-level location weights (e.g. ``label_weights`` of
+    ``bbox_head.get_targets``) to (L,) float32 in the flattened logits' order; the same layouts
+    as :func:`flatten_dense_labels` (``owner`` names the loss in errors).
+
+    Example:
+        >>> flatten_dense_weights([torch.tensor([[1., 0.], [1., 1.]]), torch.ones(2, 1)],
+        ...                       [4, 2], 'CrossKDClsLoss')
+        tensor([1., 0., 1., 1., 1., 1.])
+    """
+    levels = _dense_levels(weights, locations_per_level, 'label_weights', owner)
+    return torch.cat([x.reshape(-1) for x in levels]).float()
+
+
+def _dense_levels(values: Union[Tensor, Sequence[Tensor]], locations_per_level: Sequence[int],
+                  what: str, owner: str) -> List[Tensor]:
+    """The per-level tensors of ``values`` (labels: integer), checked against the row counts."""
     total = sum(locations_per_level)
-    if isinstance(labels, Tensor) and labels.dim() == 1 and labels.numel() == total:
-        levels = [labels]
-    elif isinstance(labels, Tensor):
-        levels = [labels] if len(locations_per_level) == 1 else None
-    elif isinstance(labels, (list, tuple)) and all(isinstance(x, Tensor) for x in labels):
-        levels = list(labels)
+    if isinstance(values, Tensor) and values.dim() == 1 and values.numel() == total:
+        levels = [values]
+    elif isinstance(values, Tensor):
+        levels = [values] if len(locations_per_level) == 1 else None
+    elif isinstance(values, (list, tuple)) and all(isinstance(x, Tensor) for x in values):
+        levels = list(values)
     else:
         levels = None
+    kind = 'label' if what == 'labels' else 'weight'
     if levels is None:
-        raise ValueError(f'DenseHeadLogitLoss: labels must be a list of per-level label '
-                         f'tensors, got {type(labels).__name__}{_describe(labels)}; '
+        raise ValueError(f'{owner}: {what} must be a list of per-level {kind} '
+                         f'tensors, got {type(values).__name__}{_describe(values)}; '
                          f'{LABELS_HINT}.')
-    bad = [x.dtype for x in levels if x.is_floating_point() or x.dtype == torch.bool]
-    if bad:
-        raise ValueError(f'DenseHeadLogitLoss: labels must be integer class indices, got '
-                         f'{bad[0]} tensors{_describe(levels)} (anchors or weights?); '
-                         f'{LABELS_HINT}.')
+    if what == 'labels':
+        bad = [x.dtype for x in levels if x.is_floating_point() or x.dtype == torch.bool]
+        if bad:
+            raise ValueError(f'{owner}: labels must be integer class indices, got '
+                             f'{bad[0]} tensors{_describe(levels)} (anchors or weights?); '
+                             f'{LABELS_HINT}.')
     sizes = [x.numel() for x in levels]
     if (len(levels) > 1 and sizes != list(locations_per_level)) or sum(sizes) != total:
-        raise ValueError(f'DenseHeadLogitLoss: labels hold {sizes} elements per level '
+        raise ValueError(f'{owner}: {what} hold {sizes} elements per level '
                          f'({sum(sizes)} in all) but the class maps have '
                          f'{list(locations_per_level)} locations (N*H*W*A) per level ({total} '
                          f'in all); {LABELS_HINT}.')
-    return torch.cat([x.reshape(-1) for x in levels]).long()
+    return levels
 
 
 def _ranked(candidates: Tensor, scores: Tensor, generator: Optional[torch.Generator]) -> Tensor:

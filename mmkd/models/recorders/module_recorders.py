@@ -15,6 +15,10 @@ class ModuleOutputsRecorder(BaseRecorder):
 
     Args:
         source (str): Dotted module name as in ``model.named_modules()``.
+        clone (bool): Give the model a copy of the outputs and keep the originals, so that an
+            in-place operation after the module (mmcv's ``ConvModule`` applies an in-place
+            ReLU to its norm's / conv's output) cannot change what was recorded; gradients
+            reach the module through both. Defaults to False.
 
     Example:
         >>> import torch
@@ -27,8 +31,11 @@ class ModuleOutputsRecorder(BaseRecorder):
         torch.Size([1, 4, 5, 5])
     """
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, clone: bool = False):
         super().__init__(source)
+        if not isinstance(clone, bool):
+            raise TypeError(f'{type(self).__name__}: clone must be True or False, got {clone!r}.')
+        self.clone = clone
         self._handle: Optional[RemovableHandle] = None
         #: Set by the distiller when a loss needs the gradient of the frozen teacher's task loss
         #: w.r.t. these outputs: they are replaced by detached leaves that require grad, so the
@@ -50,6 +57,8 @@ class ModuleOutputsRecorder(BaseRecorder):
         if self.outputs_as_grad_leaves:
             outputs = _as_grad_leaves(outputs)
         self._record(outputs)
+        if self.clone:
+            return _cloned(outputs)
         return outputs if self.outputs_as_grad_leaves else None  # a return value replaces
 
 
@@ -61,9 +70,20 @@ def _as_grad_leaves(outputs: Any) -> Any:
     return outputs
 
 
+def _cloned(outputs: Any) -> Any:
+    if isinstance(outputs, Tensor):
+        return outputs.clone()
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_cloned(o) for o in outputs)
+    return outputs
+
+
 @MODELS.register_module()
 class ModuleInputsRecorder(ModuleOutputsRecorder):
     """Records the positional inputs of the submodule named ``source`` (a tuple per call)."""
+
+    def __init__(self, source: str):
+        super().__init__(source)
 
     def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
         if self.recording:
