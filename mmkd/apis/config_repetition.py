@@ -3,8 +3,10 @@ another file of the folder.
 
 A line counts when, stripped, it is neither blank nor a comment; it is *repeated* when the
 same stripped line occurs in another file under the folder (a line that repeats only within
-its own file does not count). ``configs/distill`` held 58% repeated lines before its files
-were written on recipes and shared bases (issue 12).
+its own file does not count). Measured so, ``configs/distill`` held 1365 code lines, 93.0%
+of them repeated, before its files were written on recipes and shared bases (issue 12), and
+788 lines, 86.4% repeated, after: every file's ``_base_`` line names a pair base that its
+siblings share, so the share counts references to shared files as well as copies.
 """
 import glob
 import os.path as osp
