@@ -492,15 +492,24 @@ def split_sweep(name: str) -> tuple:
 
 
 def loss_weight_overrides(config: str, scale: float) -> Dict[str, float]:
-    """``cfg_options`` multiplying every ``model.distill_losses`` entry's ``loss_weight`` of
-    ``config`` by ``scale``."""
+    """``cfg_options`` multiplying the ``loss_weight`` of every ``model.distill_losses`` entry
+    and every recipe (its own, else its method's published one) of ``config`` by ``scale``."""
     from mmengine.config import Config
+
+    from mmkd.models.distillers.recipes import parse_recipe
+    model = Config.fromfile(config).model
     overrides = {}
-    for name, loss in Config.fromfile(config).model.distill_losses.items():
+    for name, loss in (model.get('distill_losses') or {}).items():
         if 'loss_weight' not in loss:
             raise SystemExit(f'{config}: distill_losses.{name} sets no loss_weight, so a sweep '
                              'cannot scale it; write its loss_weight in the config')
         overrides[f'model.distill_losses.{name}.loss_weight'] = scale * loss['loss_weight']
+    for index, recipe in enumerate(model.get('recipes') or []):
+        weight = parse_recipe(index, recipe).loss_weight
+        if weight is None:
+            raise SystemExit(f'{config}: recipes[{index}] has a loss without loss_weight, so a '
+                             'sweep cannot scale it')
+        overrides[f'model.recipes.{index}.loss_weight'] = scale * weight
     return overrides
 
 

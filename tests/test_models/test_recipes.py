@@ -3,12 +3,14 @@ together): expansion into the explicit wiring on tiny stand-in models, stride pa
 probe, errors, the published settings, and identity with the written-out configs (digits
 pairs, random init)."""
 import copy
+import json
 import os.path as osp
 import types
 
 import pytest
 import torch
 import torch.nn.functional as F
+from config_fingerprint import FIXTURE, with_defaults
 from mmengine.config import Config
 from model_steps import train_step_losses
 from torch import nn
@@ -311,19 +313,15 @@ SETTINGS = [(name, place) for name, method in recipes_module.RECIPES.items()
 
 @pytest.mark.parametrize('name, place', SETTINGS)
 def test_recipe_defaults_are_those_of_the_config_they_cite(name, place):
-    """Each setting names the shipped config it comes from: its losses (one per level) must be
-    the recipe's loss on the recipe's levels, so the two cannot drift apart."""
+    """Each setting names the shipped config it comes from, whose first comment cites the
+    paper: that config is the recipe with nothing overridden, so the two cannot drift apart
+    (test_config_identity.py checks that the configs still build the explicit models they
+    replaced, the losses with these settings)."""
     setting = recipes_module.RECIPES[name].settings[place]
     path = osp.join(osp.dirname(CONFIGS), setting.source.split(':')[0])
-    losses = Config.fromfile(path).model.distill_losses
-    filled = {'student_channels', 'teacher_channels', 'num_classes'}  # set from the models
-    for loss in losses.values():
-        assert {k: v for k, v in loss.items() if k not in filled} == setting.loss
-    if place == 'neck':
-        levels = sorted(int(key.rsplit('fpn', 1)[1]) for key in losses)
-        assert levels == list(setting.levels or range(5))  # COCO necks have 5 levels
-    else:
-        assert len(losses) == 1
+    model = Config.fromfile(path).model
+    assert model.recipes == [dict(type=name, on=place)]
+    assert not model.get('distill_losses')
 
 
 # ---------------------------------------------------------------------- input size
@@ -344,26 +342,25 @@ def test_training_input_size_reads_the_preprocessor_then_the_pipeline():
 
 
 # ---------------------------------------------------------------------- identity with configs
-def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
-    """The config at ``path`` without its losses and mappings (and recorders, unless
-    ``keep_recorders``: then the recipe shares the base's), plus ``recipes``, builds the model
-    of the config itself: same modules, same weights, same losses on ``batch``."""
+def _identical(path, batch, monkeypatch):
+    """The recipe config at ``path`` and its explicit form (the recipes replaced by the wiring
+    stored from the explicit file it replaced, tests/config_fingerprint.py) build the same
+    model: same modules, same weights, same losses on ``batch``."""
     logged = []
     monkeypatch.setattr(expansion_module, 'print_log', lambda msg, **kw: logged.append(msg))
-    explicit_cfg = Config.fromfile(path)
-    recipe_cfg = copy.deepcopy(explicit_cfg)
-    dropped = ['distill_losses', 'loss_forward_mappings']
-    dropped += [] if keep_recorders else ['student_recorders', 'teacher_recorders']
-    for key in dropped:
-        recipe_cfg.model.pop(key, None)
-    recipe_cfg.model.recipes = recipes
+    recipe_cfg = Config.fromfile(path)
+    with open(FIXTURE) as f:
+        wiring = json.load(f)[osp.relpath(path, f'{CONFIGS}/distill')]['wiring']
+    explicit_cfg = copy.deepcopy(recipe_cfg)
+    explicit_cfg.model.pop('recipes')
+    explicit_cfg.model.update(wiring)
     explicit = build_random_distiller(explicit_cfg, seed=3)
     recipe = build_random_distiller(recipe_cfg, seed=3)
     assert explicit.recipe_table is None and logged == [recipe.recipe_table]
     written_out = {}
     exec(recipe.recipe_explicit_config, written_out)  # the wiring as config text
     for key in ('connectors', 'distill_losses', 'loss_forward_mappings'):
-        assert written_out['model'][key] == dict(explicit_cfg.model.get(key) or {}), key
+        assert json.loads(json.dumps(with_defaults(written_out['model'][key]))) == wiring[key]
     assert [n for n, _ in explicit.named_modules()] == [n for n, _ in recipe.named_modules()]
     state_e, state_r = explicit.state_dict(), recipe.state_dict()
     assert list(state_e) == list(state_r)
@@ -383,26 +380,24 @@ def _identical(path, recipes, batch, monkeypatch, keep_recorders=False):
 def test_pkd_recipe_builds_the_model_of_the_explicit_digits_config(monkeypatch):
     # The README's recipe example: the base's fpn recorders are shared by the recipe.
     model = _identical(f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py',
-                       [dict(type='PKD', on='neck')], det_batch(128), monkeypatch,
-                       keep_recorders=True)
+                       det_batch(128), monkeypatch)
     assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(3)]
     assert 'from the student\'s training pipeline' in model.recipe_table  # 128 px
 
 
 def test_cwd_recipe_builds_the_model_of_the_explicit_digits_seg_config(monkeypatch):
     model = _identical(f'{CONFIGS}/distill/cwd/cwd_logits_semfpn-r18_semfpn-r18w32_digits.py',
-                       [dict(type='CWD', on='seg_logits')], seg_batch(128, num_classes=11),
-                       monkeypatch)
+                       seg_batch(128, num_classes=11), monkeypatch)
     assert model.teacher_forward_mode == 'tensor'
 
 
 def test_kd_recipe_builds_the_model_of_the_explicit_dense_head_config(monkeypatch):
     _identical(f'{CONFIGS}/distill/kd/kd_logits_retina-r18_retina-r18w32_digits.py',
-               [dict(type='KD', on='dense_cls_logits')], det_batch(128), monkeypatch)
+               det_batch(128), monkeypatch)
 
 
 def test_input_size_without_recipes_is_an_error():
-    cfg = Config.fromfile(f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py')
+    cfg = Config.fromfile(f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py')
     cfg.model.input_size = 128
     with pytest.raises(ValueError, match='input_size sets the size of the recipes\' probe only'):
         build_random_distiller(cfg)

@@ -4,8 +4,9 @@ import os.path as osp
 import matplotlib.image
 import pytest
 from mmengine.config import Config
-
 from tool_runs import REPO, load_tool
+
+from mmkd.engine.runtime import load_config
 
 benchmark_accuracy = load_tool('benchmark_accuracy.py')
 
@@ -145,7 +146,14 @@ def test_sweep_rows_scale_every_loss_weight():
     config = osp.join(REPO, 'configs', 'distill', 'cka',
                       'cka_logits_semfpn-r18_semfpn-r18w32_digits.py')
     assert benchmark_accuracy.loss_weight_overrides(config, 0.1) == {
-        'model.distill_losses.loss_cka_logits.loss_weight': pytest.approx(1.0)}
+        'model.recipes.0.loss_weight': pytest.approx(1.0)}  # CKA on logits: weight 10
+    scaled = load_config(config, benchmark_accuracy.loss_weight_overrides(config, 0.1))
+    assert scaled.model.recipes == [
+        dict(type='CKA', on='seg_logits', loss_weight=pytest.approx(1.0))]
+    explicit = osp.join(REPO, 'configs', 'distill', 'fitnet',
+                        'fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py')
+    assert benchmark_accuracy.loss_weight_overrides(explicit, 3.0) == {
+        f'model.distill_losses.loss_fpn{i}.loss_weight': 3.0 for i in range(4)}
     # TASK:METHOD rows exist for that task only, under the plain name
     rows = benchmark_accuracy._configs('det', ['seg:cka_logits@x0.1', 'det:topkd_logits@x10',
                                                'pkd_fpn', 'dkd_logits'])

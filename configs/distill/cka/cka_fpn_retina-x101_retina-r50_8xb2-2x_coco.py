@@ -3,12 +3,4 @@
 # samples), so uncentered, as in the published code. The paper reports PCKA, not RCKA, for
 # detection and gives no RCKA detection weight: 10 follows its PCKA weight.
 _base_ = '../_base_/coco_retina-x101_retina-r50.py'
-levels = (0, 1, 2, 3, 4)
-distill_loss = dict(type='CKALoss', loss_weight=10.0, centered=False)
-model = dict(
-    distill_losses={f'loss_cka_fpn{i}': distill_loss for i in levels},
-    loss_forward_mappings={
-        f'loss_cka_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-        for i in levels})
+model = dict(recipes=[dict(type='CKA', on='neck')])

@@ -2,14 +2,4 @@
 # segmentation setting (intra = inter = 10, uncentered, rows l2-normalised; see CKALoss for how
 # our terms differ): no flattened-feature term.
 _base_ = '../_base_/cityscapes_pspnet-r101_pspnet-r18.py'
-logits = dict(type='ModuleOutputsRecorder', source='decode_head.conv_seg')
-model = dict(
-    student_recorders=dict(logits=logits),
-    teacher_recorders=dict(logits=logits),
-    distill_losses=dict(
-        loss_cka_logits=dict(type='CKALoss', loss_weight=10.0, feature_weight=0.0,
-                             intra_weight=1.0, inter_weight=1.0, centered=False)),
-    loss_forward_mappings=dict(
-        loss_cka_logits=dict(
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits'))))
+model = dict(recipes=[dict(type='CKA', on='seg_logits')])

@@ -1,13 +1,4 @@
 # Semantic FPN R18 -> R18 (half width), embedded digits. CWD on the decode head's logits, tau 1,
 # weight 5, as the Cityscapes config.
 _base_ = '../_base_/digits_seg.py'
-logits = dict(type='ModuleOutputsRecorder', source='decode_head.conv_seg')
-model = dict(
-    student_recorders=dict(logits=logits),
-    teacher_recorders=dict(logits=logits),
-    distill_losses=dict(
-        loss_cwd_logits=dict(type='CWDLoss', loss_weight=5.0, tau=1.0)),
-    loss_forward_mappings=dict(
-        loss_cwd_logits=dict(
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits'))))
+model = dict(recipes=[dict(type='CWD', on='seg_logits')])

@@ -2,15 +2,6 @@
 # with the FGD authors' two-stage weights (alpha_fgd=5e-5, beta_fgd=2.5e-5, gamma_fgd=5e-5,
 # lambda_fgd=5e-7, tau=0.5) and their gradient clipping.
 _base_ = '../_base_/coco_frcnn-r101_frcnn-r50.py'
-levels = (0, 1, 2, 3)
-distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256, tau=0.5,
-                    alpha_fgd=5e-5, beta_fgd=2.5e-5, gamma_fgd=5e-5, lambda_fgd=5e-7)
-model = dict(
-    distill_losses={f'loss_fgd_fpn{i}': distill_loss for i in levels},
-    loss_forward_mappings={
-        f'loss_fgd_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i),
-            data_samples=dict(from_data='data_samples'))
-        for i in levels})
+model = dict(recipes=[dict(type='FGD', on='neck', levels=(0, 1, 2, 3), tau=0.5, alpha_fgd=5e-5,
+                            beta_fgd=2.5e-5, gamma_fgd=5e-5, lambda_fgd=5e-7)])
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -2,14 +2,5 @@
 # with the paper's RetinaNet weights (the loss defaults: tau=0.5, alpha_fgd=1e-3, beta_fgd=5e-4,
 # gamma_fgd=5e-4, lambda_fgd=5e-6) and the FGD authors' gradient clipping.
 _base_ = '../_base_/coco_retina-x101_retina-r50.py'
-levels = (0, 1, 2, 3, 4)
-distill_loss = dict(type='FGDLoss', student_channels=256, teacher_channels=256)
-model = dict(
-    distill_losses={f'loss_fgd_fpn{i}': distill_loss for i in levels},
-    loss_forward_mappings={
-        f'loss_fgd_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i),
-            data_samples=dict(from_data='data_samples'))
-        for i in levels})
+model = dict(recipes=[dict(type='FGD', on='neck')])
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -5,19 +5,4 @@
 # (at most 2000 per batch). Weight and temperature are this project's choice (no paper setting
 # for KD on dense heads).
 _base_ = '../_base_/digits_det.py'
-model = dict(
-    student_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward'),
-        targets=dict(type='MethodOutputsRecorder', source='bbox_head.get_targets')),
-    teacher_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward')),
-    distill_losses=dict(
-        loss_kd_cls=dict(
-            type='DenseHeadLogitLoss', num_classes=10, loss_weight=1.0,
-            select=('positive', 'confident'), score_thr=0.5, max_locations=2000,
-            loss=dict(type='KDLoss', mode='sigmoid', tau=1.0))),
-    loss_forward_mappings=dict(
-        loss_kd_cls=dict(
-            preds_S=dict(from_student=True, recorder='cls', data_idx=0),
-            preds_T=dict(from_student=False, recorder='cls', data_idx=0),
-            labels=dict(from_student=True, recorder='targets', data_idx=0))))
+model = dict(recipes=[dict(type='KD', on='dense_cls_logits')])

@@ -5,27 +5,8 @@
 # weight is logged as distill_weight.<path>.
 # Fixed weighting: the plain sum of the paths (FixedWeighting, every weight 1).
 _base_ = '../_base_/digits_det.py'
-levels = (0, 1, 2)
 model = dict(
-    student_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward'),
-        targets=dict(type='MethodOutputsRecorder', source='bbox_head.get_targets')),
-    teacher_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward')),
-    distill_losses=dict(
-        {f'loss_mse_fpn{i}': dict(type='MSEFeatureLoss', loss_weight=1.0) for i in levels},
-        loss_kd_cls=dict(
-            type='DenseHeadLogitLoss', num_classes=10, loss_weight=1.0,
-            loss=dict(type='KDLoss', mode='sigmoid', tau=1.0))),
-    loss_forward_mappings=dict(
-        {f'loss_mse_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-         for i in levels},
-        loss_kd_cls=dict(
-            preds_S=dict(from_student=True, recorder='cls', data_idx=0),
-            preds_T=dict(from_student=False, recorder='cls', data_idx=0),
-            labels=dict(from_student=True, recorder='targets', data_idx=0))),
+    recipes=[dict(type='FitNet', on='neck', name='mse'), dict(type='KD', on='dense_cls_logits')],
     weighting=dict(type='FixedWeighting'))
 # Path weights (weighting.*) get no weight decay.
 optim_wrapper = dict(constructor='mmkd.DistillOptimWrapperConstructor')

@@ -3,13 +3,4 @@
 # published code: at 1333x800 the 4th level (stride 64, about 13x21 cells) has only 2 patches,
 # where centered CKA is constant.
 _base_ = '../_base_/coco_fcos-r101_fcos-r50.py'
-levels = (0, 1, 2, 3)
-distill_loss = dict(type='PCKALoss', loss_weight=10.0, patch_size=16,
-                    centered=False)
-model = dict(
-    distill_losses={f'loss_pcka_fpn{i}': distill_loss for i in levels},
-    loss_forward_mappings={
-        f'loss_pcka_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-        for i in levels})
+model = dict(recipes=[dict(type='PCKA', on='neck')])

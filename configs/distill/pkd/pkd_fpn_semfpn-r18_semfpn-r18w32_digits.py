@@ -1,15 +1,4 @@
 # Semantic FPN R18 -> R18 (half width), embedded digits. PKD (PKDLoss) on the 4 FPN levels,
 # weight 6 as the Cityscapes config.
 _base_ = '../_base_/digits_seg.py'
-levels = (0, 1, 2, 3)
-fpn = dict(type='ModuleOutputsRecorder', source='neck')
-distill_loss = dict(type='PKDLoss', loss_weight=6.0)
-model = dict(
-    student_recorders=dict(fpn=fpn),
-    teacher_recorders=dict(fpn=fpn),
-    distill_losses={f'loss_pkd_fpn{i}': distill_loss for i in levels},
-    loss_forward_mappings={
-        f'loss_pkd_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-        for i in levels})
+model = dict(recipes=[dict(type='PKD', on='neck', loss_weight=6.0)])

@@ -297,11 +297,8 @@ def _wire(recipe: Recipe, out: Expansion, suffix: str, s_spec: dict, t_spec: dic
 
 
 def _weight(recipe: Recipe) -> str:
-    loss = recipe.loss
-    if 'loss_weight' in loss:
-        return f'{loss["loss_weight"]:g}'
-    default = inspect.signature(MODELS.get(loss['type']).__init__).parameters.get('loss_weight')
-    return f'{default.default:g}' if default is not None else '-'
+    weight = recipe.loss_weight
+    return '-' if weight is None else f'{weight:g}'
 
 
 def _levels_of(record, side: str, recipe: Recipe) -> List[Tensor]:

@@ -177,6 +177,16 @@ class Recipe:
     def label(self) -> str:
         return f'{self.type} on {self.on}'
 
+    @property
+    def loss_weight(self) -> Optional[float]:
+        """The loss's weight: the recipe's or its setting's, else the loss's default (None
+        for a loss without one)."""
+        if 'loss_weight' in self.loss:
+            return self.loss['loss_weight']
+        default = inspect.signature(MODELS.get(self.loss['type']).__init__).parameters.get(
+            'loss_weight')
+        return None if default is None else default.default
+
 
 def parse_recipe(index: int, recipe) -> Recipe:
     """Check one recipe dict (type, place, keys) before any model is probed."""
