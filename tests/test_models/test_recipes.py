@@ -396,6 +396,21 @@ def test_kd_recipe_builds_the_model_of_the_explicit_dense_head_config(monkeypatc
                det_batch(128), monkeypatch)
 
 
+def test_kd_recipe_reads_the_labels_where_each_dense_head_returns_them():
+    # GFLHead.get_targets returns (anchors, labels, ...), RetinaHead's (labels, ...): the
+    # recipe wires what the GFL config wrote by hand before it became a recipe.
+    with open(FIXTURE) as f:
+        stored = json.load(f)
+    for pair, index in (('gfl-r101_gfl-r50', 1), ('retina-x101_retina-r50', 0)):
+        name = f'kd/kd_logits_{pair}_8xb2-2x_coco.py'
+        written_out = {}
+        cfg = Config.fromfile(f'{CONFIGS}/distill/{name}')
+        exec(build_random_distiller(cfg, device='meta').recipe_explicit_config, written_out)
+        labels = written_out['model']['loss_forward_mappings']['loss_kd_cls']['labels']
+        assert labels == stored[name]['wiring']['loss_forward_mappings']['loss_kd_cls'][
+            'labels'] == dict(from_student=True, recorder='targets', data_idx=index)
+
+
 def test_input_size_without_recipes_is_an_error():
     cfg = Config.fromfile(f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py')
     cfg.model.input_size = 128

@@ -84,6 +84,14 @@ def pair_levels(student_sizes: Sequence[Sequence[int]], teacher_sizes: Sequence[
             [j for j in range(len(t_strides)) if j not in taken])
 
 
+def labels_index(head: nn.Module) -> int:
+    """Where the labels are in ``head.get_targets``' outputs: after the anchors for the
+    ATSS-style heads (``ATSSHead`` and its subclasses such as TOOD, ``GFLHead`` and its
+    subclasses such as LD), first for the others (``AnchorHead``, ``FCOSHead``, ...)."""
+    from mmdet.models.dense_heads import ATSSHead, GFLHead
+    return 1 if isinstance(head, (ATSSHead, GFLHead)) else 0
+
+
 def format_stride(stride: float) -> str:
     """The nominal stride: the power of two within the pairing tolerance (a 13x21 level of an
     800x1344 input is stride 64, not 62.7), else the measured value.
@@ -407,7 +415,7 @@ def _expand_dense_logits(recipe: Recipe, records: dict, inputs: dict, out: Expan
     connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, s_shapes[0],
                                  t_shapes[0])
     out.loss_forward_mappings[loss_name]['labels'] = dict(
-        from_student=True, recorder=TARGETS[0], data_idx=0)
+        from_student=True, recorder=TARGETS[0], data_idx=labels_index(student.bbox_head))
     strides = ','.join(format_stride(level_stride(inputs['student'], s[1:])) for s in s_shapes)
     out.rows.append((recipe.label, f'cls ({len(s_shapes)} levels)', f'cls ({len(t_shapes)})',
                      strides, _shape_text(s_shapes[0]) + (', ...' if len(s_shapes) > 1 else ''),
