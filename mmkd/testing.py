@@ -102,7 +102,7 @@ def random_batch(task: str, num_classes: int, batch_size: int, size, seed: int =
 
 def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
                            seed: Optional[int] = 0):
-    """A distillation config's Distiller with random init: no ``teacher_ckpt``, no
+    """A distillation config's Distiller with random init: no teacher checkpoints, no
     pretrained weights (nothing is read or downloaded), for tests and benchmarks whose
     figures do not depend on the weights.
 
@@ -119,12 +119,17 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
 
     from mmkd.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.teacher_ckpt = None
-    for side in ('student', 'teacher'):
-        model_cfg[side].pretrained = False
+    if 'teachers' in model_cfg:
+        models = [model_cfg.student, *model_cfg.teachers.values()]
+        for entry in model_cfg.teachers.values():
+            entry.ckpt = None
+    else:
+        models = [model_cfg.student, model_cfg.teacher]
+        model_cfg.teacher_ckpt = None
+    for entry in models:
+        entry.pretrained = False
         if cfg_options:
-            model_cfg[side].cfg_options = dict(cfg_options,
-                                               **model_cfg[side].get('cfg_options', {}))
+            entry.cfg_options = dict(cfg_options, **entry.get('cfg_options', {}))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if seed is not None:
         torch.manual_seed(seed)

@@ -56,8 +56,8 @@ GOAL = 1.05
 def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:
     """The three measured steps on one preprocessed batch."""
     inputs, samples = data['inputs'], data['data_samples']
-    teacher_inputs = data.get('teacher_inputs', inputs)
-    teacher_samples = data.get('teacher_data_samples', samples)
+    teacher_inputs = data.get('teacher_inputs', {}).get('teacher', inputs)
+    teacher_samples = data.get('teacher_data_samples', {}).get('teacher', samples)
 
     def backward(losses):
         loss, _ = distiller.parse_losses(losses)

@@ -76,7 +76,7 @@ def load_student_weights(distiller: nn.Module, checkpoint: str) -> None:
     else:
         target, owner = distiller, 'the distiller'
     result = target.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith('teacher.')]
+    missing = [k for k in result.missing_keys if not k.startswith('teachers.')]
     if missing:
         raise ValueError(f'{checkpoint!r} does not fit {owner} of this config: {len(missing)} '
                          f'weights are missing from it, e.g. {missing[:5]}. Is it a checkpoint '

@@ -15,7 +15,8 @@ class DistillValLoop(ValLoop):
     """mmengine's ``ValLoop`` (which evaluates the student) plus optional teacher metrics.
 
     The teacher is frozen, so its metrics are computed once, at the first validation, and
-    reported again each time under ``teacher/<metric>``. They are added after the student's
+    reported again each time under ``teacher/<metric>`` (with several teachers, each
+    under ``teacher.<name>/<metric>``). They are added after the student's
     metrics, so ``save_best='auto'`` (the first metric) and any student metric name keep
     selecting checkpoints by the student.
 
@@ -44,16 +45,21 @@ class DistillValLoop(ValLoop):
         if self.val_loss:
             metrics.update(_parse_losses(self.val_loss, 'val'))
         if self._teacher_metrics is not None:
-            metrics.update({f'teacher/{k}': v for k, v in self._teacher_metrics.items()})
+            metrics.update(self._teacher_metrics)
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics
 
     @torch.no_grad()
     def _evaluate_teacher(self) -> dict:
+        """``{'teacher/<metric>': value}``; with several teachers ``teacher.<name>/<metric>``."""
         model = self.runner.model.module if is_model_wrapper(self.runner.model) else self.runner.model
-        teacher = model.teacher
-        for data_batch in self.dataloader:
-            outputs = teacher.val_step(data_batch)
-            self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        return self.evaluator.evaluate(len(self.dataloader.dataset))
+        metrics = {}
+        for name, teacher in model.teachers.items():
+            for data_batch in self.dataloader:
+                outputs = teacher.val_step(data_batch)
+                self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+            group = 'teacher' if len(model.teachers) == 1 else f'teacher.{name}'
+            metrics.update({f'{group}/{k}': v for k, v in
+                            self.evaluator.evaluate(len(self.dataloader.dataset)).items()})
+        return metrics

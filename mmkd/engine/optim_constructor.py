@@ -11,7 +11,7 @@ from mmkd.registry import OPTIM_WRAPPER_CONSTRUCTORS
 class DistillOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """mmengine's default constructor, adapted to a ``Distiller``.
 
-    * The frozen teacher's parameters are left out of the optimizer entirely (mmengine's
+    * The frozen teachers' parameters are left out of the optimizer entirely (mmengine's
       constructor would add them, untouched but carried in every optimizer state).
     * Parameters under ``weighting`` (e.g. ``UncertaintyWeighting``'s log-variances) get no
       weight decay, which would pull every path weight back to 1.
@@ -29,6 +29,6 @@ class DistillOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
                    is_dcn_module=None) -> None:
-        if prefix == 'teacher':
+        if prefix == 'teachers':
             return
         super().add_params(params, module, prefix, is_dcn_module)

@@ -47,12 +47,14 @@ def strip_prefix(state_dict: dict, prefix: str) -> 'OrderedDict':
     return OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
 
 
-def load_teacher_weights(teacher: torch.nn.Module, teacher_ckpt: Optional[str]) -> None:
+def load_teacher_weights(teacher: torch.nn.Module, teacher_ckpt: Optional[str],
+                         key: str = 'teacher_ckpt') -> None:
     """Load a frozen teacher's weights (a path, or a URL such as mmdet's model zoo links), with
     errors that say when the checkpoint belongs to another model. None keeps the random
-    initialisation, with a warning (only tests want that)."""
+    initialisation, with a warning (only tests want that). ``key`` names the setting in the
+    messages (``"teachers['gfl'].ckpt"`` for one of several teachers)."""
     if teacher_ckpt is None:
-        print_log('teacher_ckpt is None: the teacher keeps its random initialisation, '
+        print_log(f'{key} is None: the teacher keeps its random initialisation, '
                   'which only makes sense for tests.', logger='current', level=30)
         return
     if '://' in teacher_ckpt:  # a URL (e.g. mmdet's model zoo): mmengine downloads it
@@ -61,21 +63,21 @@ def load_teacher_weights(teacher: torch.nn.Module, teacher_ckpt: Optional[str]) 
         checkpoint = load_checkpoint_file(teacher_ckpt)
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, dict):
-        raise ValueError(f'teacher_ckpt {teacher_ckpt!r} holds no state dict.')
+        raise ValueError(f'{key} {teacher_ckpt!r} holds no state dict.')
     try:
         result = teacher.load_state_dict(state_dict, strict=False)
     except RuntimeError as err:  # shape mismatches
         details = str(err).split('\n')[1:4]
-        raise ValueError(f'teacher_ckpt {teacher_ckpt!r} does not fit the teacher config: '
+        raise ValueError(f'{key} {teacher_ckpt!r} does not fit the teacher config: '
                          f'{" ".join(d.strip() for d in details)} Is it a checkpoint of this '
                          'teacher model?') from None
     if result.missing_keys:
         raise ValueError(
-            f'teacher_ckpt {teacher_ckpt!r} does not fit the teacher config: '
+            f'{key} {teacher_ckpt!r} does not fit the teacher config: '
             f'{len(result.missing_keys)} teacher weights are missing from it, e.g. '
             f'{result.missing_keys[:5]}. Is it a checkpoint of this teacher model?')
     if result.unexpected_keys:
-        print_log(f'teacher_ckpt has {len(result.unexpected_keys)} keys the teacher does '
+        print_log(f'{key} has {len(result.unexpected_keys)} keys the teacher does '
                   f'not use, e.g. {result.unexpected_keys[:5]}', logger='current', level=30)
     # mmengine's Runner calls init_weights() after building: keep the loaded weights.
     teacher._is_init = True

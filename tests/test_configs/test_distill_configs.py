@@ -86,12 +86,15 @@ def test_config_loads_and_wires_every_loss(path):
     losses = model.get('distill_losses') or {}
     assert set(losses) == set(model.get('loss_forward_mappings') or {})
     assert all(name.startswith('loss_') for name in losses)
-    if path.endswith('_digits.py'):
-        assert model.teacher_ckpt.startswith('work_dirs/') and model.teacher_ckpt.endswith(
-            'iter_600.pth')
-    else:  # a model-zoo teacher: its published weights
-        assert model.teacher_ckpt.startswith('https://download.openmmlab.com/')
-        assert model.teacher.pretrained is False  # its weights come from teacher_ckpt
+    teachers = model.get('teachers') or {'teacher': dict(model.teacher, ckpt=model.teacher_ckpt)}
+    for teacher in teachers.values():
+        if path.endswith('_digits.py'):
+            assert teacher['ckpt'].startswith('work_dirs/') and teacher['ckpt'].endswith(
+                'iter_600.pth')
+        else:  # a model-zoo teacher: its published weights
+            assert teacher['ckpt'].startswith('https://download.openmmlab.com/')
+            assert teacher['pretrained'] is False  # its weights come from its ckpt
+    if not path.endswith('_digits.py'):
         assert cfg.train_dataloader.dataset.data_root in ('data/coco/', 'data/cityscapes/')
 
 
@@ -107,10 +110,11 @@ def test_zoo_config_builds(path):
     model = build_random_distiller(cfg, device='meta')  # structure only, at the config's size
     # the model of the explicit file this one replaced (recipes, shared bases: issue 12)
     assert fingerprint(cfg, model, REPO) == stored_fingerprints()[config_id(path)]
-    assert not any(p.requires_grad for p in model.teacher.parameters())
-    # a teacher recorder past the neck needs the teacher to run its head
-    if any(r.source.split('.')[0] not in ('backbone', 'neck') for r in model.teacher_recorders):
-        assert model.teacher_forward_mode != 'extract_feat'
+    for name, teacher in model.teachers.items():
+        assert not any(p.requires_grad for p in teacher.parameters())
+        # a teacher recorder past the neck needs the teacher to run its head
+        if any(r.source.split('.')[0] not in ('backbone', 'neck') for r in model.recorders[name]):
+            assert model.teacher_forward_modes[name] != 'extract_feat'
 
 
 def forward_params():

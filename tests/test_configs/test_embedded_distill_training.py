@@ -12,7 +12,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
-from tool_runs import CONFIGS, tiny_config
+from tool_runs import CONFIGS, DET_TEACHER, SEG_TEACHER, tiny_config
 
 from mmkd.apis.significance import write_teacher_significance
 
@@ -41,6 +41,7 @@ DEFAULT_SUITE = {
     'gkd/gkd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
     'kd/kd_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'mgd/mgd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'multiteacher/multiteacher-uncertainty_fpn_gfl-r18+retina-r18_retina-r18w32_digits.py',
     'multipath/multipath-fixed_fpn-logits_retina-r18_retina-r18w32_digits.py',
     'pcka/pcka_fpn_semfpn-r18_semfpn-r18w32_digits.py',
     'pkd/pkd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
@@ -55,16 +56,29 @@ def is_detection(path):
     return '_retina-' in osp.basename(path)
 
 
+def teacher_ckpt_options(cfg, teacher_ckpt) -> dict:
+    """``model.teacher_ckpt``; with several teachers, each entry's ``ckpt``: the session's
+    checkpoint for the teacher built from the session teacher's config, random init (None) for
+    the others."""
+    if 'teachers' not in cfg.model:
+        return {'model.teacher_ckpt': teacher_ckpt}
+    trained = {osp.basename(DET_TEACHER), osp.basename(SEG_TEACHER)}
+    return {f'model.teachers.{name}.ckpt':
+            teacher_ckpt if osp.basename(entry.cfg_path) in trained else None
+            for name, entry in cfg.model.teachers.items()}
+
+
 def train_losses(config, data_root, teacher_ckpt, work_dir, iters=ITERS, options=None):
     """Per-iteration total losses of ``config`` trained ``iters`` iterations on 4 fixed
     images (``options``: more ``--cfg-options`` style overrides), and ``{log key:
     per-iteration values}`` of its distillation losses."""
     # A SignificanceSubset (configs/distill/selfreg) wraps the images: cut the wrapped dataset,
     # and read the significance that tools/significance.py writes for it into work_dir.
-    subset = Config.fromfile(config).train_dataloader.dataset.type == 'mmkd.SignificanceSubset'
+    original = Config.fromfile(config)
+    subset = original.train_dataloader.dataset.type == 'mmkd.SignificanceSubset'
     dataset = 'train_dataloader.dataset.dataset' if subset else 'train_dataloader.dataset'
     overrides = {
-        'model.teacher_ckpt': teacher_ckpt,
+        **teacher_ckpt_options(original, teacher_ckpt),
         f'{dataset}.indices': 4,  # the first 4 images only
         'train_dataloader.batch_size': 4,
         'train_dataloader.sampler.shuffle': False, **(options or {})}
@@ -133,6 +147,21 @@ def test_crosskd_digits_distill_losses_fall(digits_root, det_teacher_ckpt, tmp_p
                               options=options)
 
     assert set(distill) == {'train/distill.loss_crosskd_cls', 'train/distill.loss_crosskd_box'}
+    for name, values in distill.items():
+        first, last = sum(values[:4]) / 4, sum(values[-4:]) / 4
+        assert last < 0.8 * first, f'{name} did not fall: {values}'
+
+
+def test_multiteacher_digits_distill_losses_fall(digits_root, det_teacher_ckpt, tmp_path):
+    """Two teachers (GFL R18 at random init, RetinaNet R18 from the session's checkpoint): the
+    six uncertainty-weighted MSE paths, three per teacher, each fall over 24 iterations on a
+    fixed batch, the student's task losses training alongside."""
+    config = osp.join(CONFIGS, 'distill', 'multiteacher',
+                      'multiteacher-uncertainty_fpn_gfl-r18+retina-r18_retina-r18w32_digits.py')
+    _, distill = train_losses(config, digits_root, det_teacher_ckpt, tmp_path, iters=24)
+
+    assert set(distill) == {f'train/distill.loss_{teacher}_fpn{i}'
+                            for teacher in ('gfl', 'retina') for i in range(3)}
     for name, values in distill.items():
         first, last = sum(values[:4]) / 4, sum(values[-4:]) / 4
         assert last < 0.8 * first, f'{name} did not fall: {values}'

@@ -72,7 +72,7 @@ def test_retinanet_pair_distills_fpn_and_freezes_teacher(retina_distiller):
 def test_checkpoints_hold_no_teacher_and_load_back(retina_distiller):
     model = retina_distiller
     state = model.state_dict()
-    assert state and not any(k.startswith('teacher.') for k in state)
+    assert state and not any(k.startswith('teachers.') for k in state)
     assert any(k.startswith('student.') for k in state)
     teacher_before = copy.deepcopy(model.teacher.state_dict())
     for value in state.values():
@@ -112,9 +112,9 @@ def test_teacher_with_its_own_preprocessing_gets_its_own_inputs():
     batch = det_batch()
     data = model.data_preprocessor(batch, True)
     raw = torch.stack(batch['inputs'])[:, [2, 1, 0]].float()  # bgr_to_rgb
-    assert torch.allclose(data['teacher_inputs'], raw)
+    assert torch.allclose(data['teacher_inputs']['teacher'], raw)
     assert not torch.allclose(data['inputs'], raw)
-    assert data['teacher_data_samples'][0] is not data['data_samples'][0]
+    assert data['teacher_data_samples']['teacher'][0] is not data['data_samples'][0]
     assert 'distill.loss_fpn0' in model(**data, mode='loss')
 
 

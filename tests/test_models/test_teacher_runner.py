@@ -209,7 +209,7 @@ def test_checkpoints_round_trip_with_a_converted_teacher():
     distiller = build(teacher_precision='bf16', teacher_cast_weights=True,
                       teacher_channels_last=True, student_channels_last=True)
     state = distiller.state_dict()
-    assert not any(key.startswith('teacher.') for key in state)
+    assert not any(key.startswith('teachers.') for key in state)
     distiller.load_state_dict(state)  # the teacher's keys are filled from itself
     weight = distiller.teacher.backbone.conv1.weight
     assert weight.dtype == torch.bfloat16

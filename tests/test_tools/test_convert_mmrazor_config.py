@@ -89,7 +89,7 @@ def test_converted_config_trains(mmrazor_config, digits_root, det_teacher_ckpt, 
     for name in ('loss_mgd0', 'loss_cwd1', 'loss_fgd2'):
         assert f'distill.{name}' in text
     state = torch.load(tmp_path / 'work' / 'iter_2.pth', map_location='cpu', weights_only=False)
-    assert not any(k.startswith('teacher.') for k in state['state_dict'])
+    assert not any(k.startswith('teachers.') for k in state['state_dict'])
 
 
 @pytest.mark.parametrize('edit, message', [

@@ -17,7 +17,7 @@ def test_quick_demo_trains_evaluates_and_exports(tmp_path):
         for role in ('teacher', 'student', 'distilled'):
             assert isinstance(results[task][role][metric], float)
         exported = torch.load(results[task]['exported_student_ckpt'], weights_only=False)
-        assert not any(k.startswith(('teacher.', 'student.')) for k in exported['state_dict'])
+        assert not any(k.startswith(('teachers.', 'student.')) for k in exported['state_dict'])
         assert results[task]['student_config'].endswith('.py')
 
 

@@ -43,7 +43,7 @@ def test_detection_distill_evaluate_and_export(digits_root, det_teacher_ckpt, tm
     ckpt = str(tmp_path / 'iter_4.pth')
     keys = checkpoint_keys(ckpt)
     assert any(k.startswith('student.') for k in keys)
-    assert not any(k.startswith('teacher.') for k in keys)
+    assert not any(k.startswith('teachers.') for k in keys)
 
     tested = run_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'test')
     assert re.search(r'coco/bbox_mAP: [\d.]+', tested.stdout + tested.stderr)
@@ -61,7 +61,7 @@ def test_segmentation_distill_evaluate_and_export(digits_root, seg_teacher_ckpt,
     cfg = tiny_config(SEG_DISTILL, digits_root, tmp_path, **{'model.teacher_ckpt': seg_teacher_ckpt})
     run_tool('train.py', cfg)
     ckpt = str(tmp_path / 'iter_4.pth')
-    assert not any(k.startswith('teacher.') for k in checkpoint_keys(ckpt))
+    assert not any(k.startswith('teachers.') for k in checkpoint_keys(ckpt))
     tested = run_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'test')
     assert re.search(r'mIoU: [\d.]+', tested.stdout + tested.stderr)
 
@@ -124,7 +124,7 @@ def test_teacher_settings_train_through_the_tools(digits_root, det_teacher_ckpt,
     run_tool('train.py', cfg)
     keys = checkpoint_keys(str(tmp_path / 'iter_2.pth'))
     assert any(k.startswith('student.') for k in keys)
-    assert not any(k.startswith('teacher.') for k in keys)
+    assert not any(k.startswith('teachers.') for k in keys)
 
 
 @pytest.mark.slow  # bfloat16 autocast trains these small convolutions far slower on CPU

@@ -1,34 +1,44 @@
-"""Normalises one batch for the student and, when the teacher was trained differently, for it."""
-from typing import Optional
+"""Normalises one batch for the student and, for each teacher trained differently, for it."""
+from typing import Dict
 
 from mmengine.model import BaseDataPreprocessor
+from torch import nn
 
 
 class DistillDataPreprocessor(BaseDataPreprocessor):
-    """Runs the student's data preprocessor, and the teacher's too if it differs.
+    """Runs the student's data preprocessor, and each teacher's own where it differs.
 
     A teacher trained with other mean/std or padding needs its own preprocessing of the same
     raw batch. It receives copies of the data samples so that the preprocessors' metainfo
-    (``batch_input_shape``, padded ground truth) never leaks between the two models. When the
-    two preprocessors are configured alike (``teacher=None``), the student's output is reused.
+    (``batch_input_shape``, padded ground truth) never leaks between the models. A teacher whose
+    preprocessor is configured like the student's is left out of ``teachers`` and reads the
+    student's output.
 
-    Returns (training): ``dict(inputs, data_samples[, teacher_inputs, teacher_data_samples])``.
-    Outside training only the student's data is produced.
+    Args:
+        student (BaseDataPreprocessor): The student's preprocessor.
+        teachers (dict): ``{teacher name: its preprocessor}`` for the teachers that preprocess
+            differently (empty when none does).
+
+    Returns (training): ``dict(inputs, data_samples[, teacher_inputs, teacher_data_samples])``,
+    the last two ``{teacher name: ...}`` of the teachers in ``teachers``. Outside training only
+    the student's data is produced.
     """
 
-    def __init__(self, student: BaseDataPreprocessor, teacher: Optional[BaseDataPreprocessor]):
+    def __init__(self, student: BaseDataPreprocessor, teachers: Dict[str, BaseDataPreprocessor]):
         super().__init__()
         self.student = student
-        self.teacher = teacher
+        self.teachers = nn.ModuleDict(teachers)
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        teacher_data = None
-        if training and self.teacher is not None:
-            teacher_data = self.teacher(self._copy_batch(data), training)
+        teacher_data = {}
+        if training:
+            teacher_data = {name: preprocessor(self._copy_batch(data), training)
+                            for name, preprocessor in self.teachers.items()}
         out = dict(self.student(data, training))
-        if teacher_data is not None:
-            out['teacher_inputs'] = teacher_data['inputs']
-            out['teacher_data_samples'] = teacher_data.get('data_samples')
+        if teacher_data:
+            out['teacher_inputs'] = {name: d['inputs'] for name, d in teacher_data.items()}
+            out['teacher_data_samples'] = {name: d.get('data_samples')
+                                           for name, d in teacher_data.items()}
         return out
 
     @staticmethod

@@ -1,10 +1,11 @@
-"""The distillation model: a trainable student, a frozen teacher and the losses between them.
+"""The distillation model: a trainable student, one or several frozen teachers (by name:
+:mod:`.teachers`) and the losses between them.
 
 One training step, as :meth:`Distiller.loss` runs it:
 
-1. the teacher runs under ``no_grad`` while its recorders capture what the config names, in
-   its own precision and memory format, and stops once the last record read is taken
-   (:mod:`.teacher_runner`);
+1. each teacher runs under ``no_grad`` on its own preprocessing of the batch while its
+   recorders capture what the config names, in its own precision and memory format, and stops
+   once the last record read is taken (:mod:`.teacher_runner`);
 2. the student computes its own task losses, its recorders capturing likewise (then, where a
    loss maps ``gradient=True``, the task-loss gradients: :mod:`.task_gradients`; the
    teacher replays: :mod:`.teacher_replays`; and the cross heads, the teacher's head run with
@@ -36,7 +37,7 @@ from ..losses.base import BaseDistillLoss
 from ..recorders import MethodOutputsRecorder, RecorderManager
 from ..weighting import BaseWeighting
 from .data_preprocessor import DistillDataPreprocessor
-from .loss_inputs import LossInputs, sum_loss_values
+from .loss_inputs import LossInputs, side_name, sum_loss_values
 from .model_config import get_num_classes, resolve_model_cfg
 from .nonfinite import NonFiniteGuard
 from .probe import choose_input_size
@@ -45,6 +46,7 @@ from .task_gradients import TaskGradients
 from .cross_heads import CrossHeads
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
+from .teachers import DEFAULT_TEACHER, teacher_entries, teacher_role
 
 #: Top-level submodules whose outputs exist before the task head runs.
 FEATURE_MODULES = ('backbone', 'neck', 'data_preprocessor')
@@ -53,18 +55,28 @@ TEACHER_FORWARD_MODES = ('auto', 'extract_feat', 'tensor', 'loss')
 
 @MODELS.register_module()
 class Distiller(BaseModel):
-    """Distills a frozen mmdet / mmseg teacher into a student built from its own config.
+    """Distills one or several frozen mmdet / mmseg teachers into a student built from its own
+    config.
 
     Args:
         student (dict): Student model: ``dict(cfg_path=..., pretrained=False)`` or a model
             config with a scope (``_scope_='mmdet'``); see
             :func:`mmkd.models.distillers.model_config.resolve_model_cfg`.
-        teacher (dict): Teacher model, same forms.
+        teacher (dict, optional): Teacher model, same forms (the single-teacher form; give it
+            or ``teachers``).
+        teachers (dict, optional): Several teachers, ``{name: dict(cfg_path=..., ckpt=...,
+            recorders=..., [forward_mode, precision, channels_last, early_stop, compile,
+            cast_weights])}``: each its own model, weights, recorders, data preprocessor and
+            execution settings (those left out take the ``teacher_<key>`` arguments below);
+            a teacher-side loss-input spec names the teacher it reads (``teacher='gfl'``).
+            Not with ``teacher``, ``teacher_ckpt``, ``teacher_recorders``, ``recipes``,
+            ``teacher_replays`` or ``cross_heads``. See :mod:`.teachers`. Defaults to None.
         teacher_ckpt (str, optional): Teacher weights (a path or a URL such as mmdet's model
             zoo links), loaded at build, so also on resume. None keeps the teacher's random
             init and warns. Defaults to None.
         student_recorders (dict): ``{name: recorder cfg}`` on the student.
-        teacher_recorders (dict): ``{name: recorder cfg}`` on the teacher.
+        teacher_recorders (dict): ``{name: recorder cfg}`` on the teacher (the single-teacher
+            form; with ``teachers``, each entry's ``recorders``).
         connectors (dict): ``{name: connector cfg}``; trained with the student.
         distill_losses (dict): ``{name: loss cfg}``.
         loss_forward_mappings (dict): ``{loss name: {forward argument: spec}}``. A spec reads a
@@ -132,7 +144,7 @@ class Distiller(BaseModel):
 
     def __init__(self,
                  student: dict,
-                 teacher: dict,
+                 teacher: Optional[dict] = None,
                  teacher_ckpt: Optional[str] = None,
                  student_recorders: Optional[Dict[str, dict]] = None,
                  teacher_recorders: Optional[Dict[str, dict]] = None,
@@ -152,6 +164,7 @@ class Distiller(BaseModel):
                  teacher_cast_weights: bool = False,
                  recipes: Optional[List[dict]] = None,
                  input_size=None,
+                 teachers: Optional[Dict[str, dict]] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -159,7 +172,22 @@ class Distiller(BaseModel):
             raise ValueError('The Distiller takes no data_preprocessor: it uses the student\'s '
                              'and the teacher\'s own (their configs\' model.data_preprocessor). '
                              'Remove model.data_preprocessor from the distillation config.')
-        check_precision(teacher_precision)  # before the models are built: fail fast
+        entries = teacher_entries(teacher, teachers, dict(
+            ckpt=teacher_ckpt, recorders=teacher_recorders, forward_mode=teacher_forward_mode,
+            precision=teacher_precision, channels_last=teacher_channels_last,
+            early_stop=teacher_early_stop, compile=teacher_compile,
+            cast_weights=teacher_cast_weights))
+        for entry in entries.values():
+            check_precision(entry['precision'])  # before the models are built: fail fast
+        if teachers is not None:
+            one_teacher_only = [key for key, value in (
+                ('recipes', recipes), ('teacher_replays', teacher_replays),
+                ('cross_heads', cross_heads)) if value]
+            if one_teacher_only:
+                raise ValueError(f'{one_teacher_only} work with the single-teacher form '
+                                 '(teacher=...) only; with teachers=..., write the wiring out '
+                                 '(recorders in each teacher entry, teacher=<name> in the '
+                                 'loss_forward_mappings specs).')
         if not isinstance(student_channels_last, bool):
             raise TypeError(f'student_channels_last must be True or False, got '
                             f'{student_channels_last!r}.')
@@ -171,63 +199,75 @@ class Distiller(BaseModel):
             raise ValueError('input_size sets the size of the recipes\' probe only, and this '
                              'config has no recipes: remove input_size.')
         student_cfg, student_source = resolve_model_cfg(student, 'student')
-        teacher_cfg, teacher_source = resolve_model_cfg(teacher, 'teacher')
+        teacher_cfgs = {name: resolve_model_cfg(entry['model'], teacher_role(name))
+                        for name, entry in entries.items()}
         self.student = MODELS.build(copy.deepcopy(student_cfg))
         # Whatever is built after the student draws from a copy of torch's random state: with
         # the same seed, the student is initialised exactly as when it trains alone, so a
         # distilled and a plain student compare seed by seed.
         rng_after_student = torch.get_rng_state()
-        self.teacher = MODELS.build(copy.deepcopy(teacher_cfg))
-        same_preprocessing = (student_cfg.get('data_preprocessor')
-                              == teacher_cfg.get('data_preprocessor'))
-        self.data_preprocessor = DistillDataPreprocessor(
-            self.student.data_preprocessor,
-            None if same_preprocessing else self.teacher.data_preprocessor)
-        load_teacher_weights(self.teacher, teacher_ckpt)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-        # Checkpoints hold no teacher weights; loading fills them from the current teacher.
+        #: Every teacher by name (the single teacher's is 'teacher'), frozen, in eval mode.
+        self.teachers = nn.ModuleDict({name: MODELS.build(copy.deepcopy(cfg))
+                                       for name, (cfg, _) in teacher_cfgs.items()})
+        self.data_preprocessor = DistillDataPreprocessor(self.student.data_preprocessor, {
+            name: self.teachers[name].data_preprocessor
+            for name, (cfg, _) in teacher_cfgs.items()
+            if cfg.get('data_preprocessor') != student_cfg.get('data_preprocessor')})
+        for name, model in self.teachers.items():
+            load_teacher_weights(model, entries[name]['ckpt'], _setting(name, 'ckpt'))
+            model.requires_grad_(False)
+            model.eval()
+        # Checkpoints hold no teacher weights; loading fills them from the current teachers.
         self._register_state_dict_hook(_drop_teacher_keys)
         self._register_load_state_dict_pre_hook(_fill_teacher_keys, with_module=True)
+        teacher_recorders = {name: entry['recorders'] for name, entry in entries.items()}
 
         #: The recipes' pairing table, and their wiring written out as config text (None
         #: without recipes).
         self.recipe_table: Optional[str] = None
         self.recipe_explicit_config: Optional[str] = None
-        if recipes:
+        if recipes:  # the single-teacher form only (checked above)
+            teacher_cfg, teacher_source = teacher_cfgs[DEFAULT_TEACHER]
             size, origin = choose_input_size(input_size, [
                 ('student', student_source, student_cfg), ('teacher', teacher_source, teacher_cfg)])
             expansion = expand_recipes(recipes, self.student, self.teacher, dict(
-                student_recorders=student_recorders, teacher_recorders=teacher_recorders,
+                student_recorders=student_recorders,
+                teacher_recorders=teacher_recorders[DEFAULT_TEACHER],
                 connectors=connectors, distill_losses=distill_losses,
                 loss_forward_mappings=loss_forward_mappings), size, origin)
-            student_recorders, teacher_recorders = (expansion.student_recorders,
-                                                    expansion.teacher_recorders)
+            student_recorders = expansion.student_recorders
+            teacher_recorders[DEFAULT_TEACHER] = expansion.teacher_recorders
             connectors, distill_losses = expansion.connectors, expansion.distill_losses
             loss_forward_mappings = expansion.loss_forward_mappings
             self.recipe_table = expansion.table()
             self.recipe_explicit_config = expansion.explicit_config()
             log_expansion(expansion)
-        self.cross_heads = CrossHeads(cross_heads, self.student, self.teacher)
-        student_recorders, teacher_recorders = (
-            _with_cross_head_recorders(self.cross_heads, side, recorders, teacher_replays)
-            for side, recorders in (('student', student_recorders),
-                                    ('teacher', teacher_recorders)))
+        # Teacher replays and cross heads exist in the single-teacher form only (checked above).
+        sole_teacher = self.teachers[DEFAULT_TEACHER] if teachers is None else None
+        self.cross_heads = CrossHeads(cross_heads, self.student, sole_teacher)
+        student_recorders = _with_cross_head_recorders(self.cross_heads, 'student',
+                                                       student_recorders, teacher_replays)
+        teacher_recorders = {name: _with_cross_head_recorders(
+            self.cross_heads, 'teacher', recorders, teacher_replays)
+            for name, recorders in teacher_recorders.items()}
+        #: ``{'student': RecorderManager, <teacher name>: RecorderManager, ...}``.
         self.recorders = {'student': RecorderManager(student_recorders),
-                          'teacher': RecorderManager(teacher_recorders)}
+                          **{name: RecorderManager(recorders)
+                             for name, recorders in teacher_recorders.items()}}
         self.recorders['student'].attach(self.student, 'student')
-        self.recorders['teacher'].attach(self.teacher, 'teacher')
+        for name, model in self.teachers.items():
+            self.recorders[name].attach(model, teacher_role(name))
         self.connectors = _build_all(connectors, BaseConnector, 'Connector',
                                      'mmkd.models.connectors.BaseConnector')
         self.distill_losses = _build_all(distill_losses, BaseDistillLoss, 'Distill loss',
                                          'mmkd.models.losses.BaseDistillLoss')
         self.loss_inputs = LossInputs(
             loss_forward_mappings, self.distill_losses, self.recorders, self.connectors,
-            {**{name: 'teacher' for name in teacher_replays or {}},
+            {**{name: DEFAULT_TEACHER for name in teacher_replays or {}},
              **{name: 'student' for name in cross_heads or {}}})
-        self.teacher_replays = TeacherReplays(teacher_replays, self.teacher, self.loss_inputs)
+        self.teacher_replays = TeacherReplays(teacher_replays, sole_teacher, self.loss_inputs)
         self.task_gradients = TaskGradients(self.loss_inputs.mappings, self.distill_losses,
-                                            self.recorders)
+                                            self.recorders, self.loss_inputs.side_of)
         self._check_num_classes()
         self.log_path_weights = weighting is not None
         self.weighting = build_component(weighting or dict(type='FixedWeighting'))
@@ -235,16 +275,23 @@ class Distiller(BaseModel):
             raise TypeError(f'weighting built a {type(self.weighting).__name__}; use '
                             'FixedWeighting, UncertaintyWeighting or GradientSimilarityWeighting.')
         self.weighting.bind(list(self.distill_losses), self.student)
-        self.teacher_forward_mode = self._choose_teacher_forward_mode(teacher_forward_mode)
-        replay_specs = [spec for replay in (teacher_replays or {}).values()
-                        for spec in replay['args']]
-        loss_specs = [spec for mapping in self.loss_inputs.mappings.values()
-                      for spec in mapping.values()]
-        self.teacher_runner = TeacherRunner(
-            self.teacher, self.teacher_recorders, teacher_precision, teacher_channels_last,
-            needed_records(loss_specs + replay_specs + self.cross_heads.teacher_specs(),
-                           self.teacher_recorders.recorders),
-            teacher_early_stop, teacher_compile, teacher_cast_weights)
+        specs = ([spec for mapping in self.loss_inputs.mappings.values()
+                  for spec in mapping.values()]
+                 + [spec for replay in (teacher_replays or {}).values() for spec in replay['args']]
+                 + self.cross_heads.teacher_specs())
+        #: Each teacher's forward mode and runner (precision, memory format, early stop).
+        self.teacher_forward_modes: Dict[str, str] = {}
+        self.teacher_runners: Dict[str, TeacherRunner] = {}
+        for name, model in self.teachers.items():
+            entry = entries[name]
+            self.teacher_forward_modes[name] = self._choose_teacher_forward_mode(
+                entry['forward_mode'], name)
+            reads = [spec for spec in specs if 'from_data' not in spec
+                     and self.loss_inputs.side_of(spec) == name]
+            self.teacher_runners[name] = TeacherRunner(
+                model, self.recorders[name], entry['precision'], entry['channels_last'],
+                needed_records(reads, self.recorders[name].recorders), entry['early_stop'],
+                entry['compile'], entry['cast_weights'])
         self.student_channels_last = student_channels_last
         if student_channels_last:
             self.student.to(memory_format=torch.channels_last)
@@ -255,12 +302,34 @@ class Distiller(BaseModel):
         return self.recorders['student']
 
     @property
+    def teacher(self) -> nn.Module:
+        """The teacher, in the single-teacher form (several: :attr:`teachers` by name)."""
+        return self.teachers[self._sole_teacher_name('teacher')]
+
+    @property
     def teacher_recorders(self) -> RecorderManager:
-        return self.recorders['teacher']
+        return self.recorders[self._sole_teacher_name('teacher_recorders')]
+
+    @property
+    def teacher_runner(self) -> TeacherRunner:
+        return self.teacher_runners[self._sole_teacher_name('teacher_runner')]
+
+    @property
+    def teacher_forward_mode(self) -> str:
+        return self.teacher_forward_modes[self._sole_teacher_name('teacher_forward_mode')]
+
+    def _sole_teacher_name(self, attribute: str) -> str:
+        if len(self.teachers) != 1:
+            # not an AttributeError: nn.Module.__getattr__ would replace this message
+            raise KeyError(f'Distiller.{attribute} exists with one teacher; this one has '
+                           f'{list(self.teachers)}: read them by name (Distiller.teachers, '
+                           'recorders, teacher_runners, teacher_forward_modes).')
+        return next(iter(self.teachers))
 
     def train(self, mode: bool = True) -> 'Distiller':
         super().train(mode)
-        self.teacher.train(False)  # the frozen teacher keeps BN statistics and dropout off
+        for teacher in self.teachers.values():  # frozen: BN statistics and dropout stay off
+            teacher.train(False)
         return self
 
     # ------------------------------------------------------------------ one step
@@ -272,9 +341,9 @@ class Distiller(BaseModel):
 
     def loss(self, inputs, data_samples, teacher_inputs=None, teacher_data_samples=None) -> dict:
         """Student task losses plus ``distill.<name>`` for every distillation loss."""
-        if teacher_inputs is None:
-            teacher_inputs, teacher_data_samples = inputs, data_samples
-        self._run_teacher(teacher_inputs, teacher_data_samples)
+        for name in self.teachers:  # each teacher on its own preprocessing, where it has one
+            self._run_teacher(name, (teacher_inputs or {}).get(name, inputs),
+                              (teacher_data_samples or {}).get(name, data_samples))
         if self.student_channels_last:
             inputs = to_channels_last(inputs)
         with self.student_recorders.recording():
@@ -291,8 +360,8 @@ class Distiller(BaseModel):
             self.cross_heads.run(self.recorders)
             losses.update(self.compute_distill_losses(batch, sum_loss_values(losses)))
         finally:  # nothing recorded in this step outlives it
-            self.student_recorders.reset()
-            self.teacher_recorders.reset()
+            for recorders in self.recorders.values():
+                recorders.reset()
             self.task_gradients.clear()
             self.teacher_replays.clear()
             self.cross_heads.clear()
@@ -338,11 +407,11 @@ class Distiller(BaseModel):
         return log_vars
 
     # ------------------------------------------------------------------ teacher
-    def _choose_teacher_forward_mode(self, mode: str) -> str:
+    def _choose_teacher_forward_mode(self, mode: str, name: str) -> str:
         if mode not in TEACHER_FORWARD_MODES:
-            raise ValueError(f'teacher_forward_mode must be one of {TEACHER_FORWARD_MODES}, '
-                             f'got {mode!r}.')
-        if self.task_gradients.needed('teacher'):
+            raise ValueError(f'{_setting(name, "forward_mode")} must be one of '
+                             f'{TEACHER_FORWARD_MODES}, got {mode!r}.')
+        if self.task_gradients.needed(name):
             if mode not in ('auto', 'loss'):
                 raise ValueError(f"teacher_forward_mode={mode!r} cannot give teacher gradients: "
                                  "a loss maps gradient=True from a teacher recorder, which needs "
@@ -350,33 +419,37 @@ class Distiller(BaseModel):
             return 'loss'
         if mode != 'auto':
             return mode
-        if not hasattr(self.teacher, 'extract_feat'):
+        if not hasattr(self.teachers[name], 'extract_feat'):
             return 'tensor'
-        for recorder in self.teacher_recorders:
+        for recorder in self.recorders[name]:
             name = (recorder.module_name if isinstance(recorder, MethodOutputsRecorder)
                     else recorder.source)
             if name.split('.')[0] not in FEATURE_MODULES:
                 return 'tensor'
         return 'extract_feat'
 
-    def _run_teacher(self, inputs: Tensor, data_samples) -> None:
+    def _run_teacher(self, name: str, inputs: Tensor, data_samples) -> None:
         # Grad mode only for teacher gradients: the frozen weights record no graph, and the
         # recorded outputs are leaves, so only the head's part of the graph is built.
-        needs_grad = self.task_gradients.needed('teacher')
+        needs_grad = self.task_gradients.needed(name)
         with torch.set_grad_enabled(needs_grad):
-            losses = self.teacher_runner.run(self.teacher_forward_mode, inputs, data_samples)
+            losses = self.teacher_runners[name].run(self.teacher_forward_modes[name], inputs,
+                                                    data_samples)
         if needs_grad:
-            self.task_gradients.store(losses, 'teacher')
+            self.task_gradients.store(losses, name)
 
     def _check_num_classes(self) -> None:
         needs_equal = [n for n, m in self.distill_losses.items() if m.requires_equal_num_classes]
         if not needs_equal:
             return
-        n_student, n_teacher = get_num_classes(self.student), get_num_classes(self.teacher)
-        if n_student is not None and n_teacher is not None and n_student != n_teacher:
-            raise ValueError(f'Distill losses {needs_equal} compare class scores, but the '
-                             f'student predicts {n_student} classes and the teacher '
-                             f'{n_teacher}. Use a teacher trained on the same classes.')
+        n_student = get_num_classes(self.student)
+        for name, teacher in self.teachers.items():
+            n_teacher = get_num_classes(teacher)
+            if n_student is not None and n_teacher is not None and n_student != n_teacher:
+                raise ValueError(f'Distill losses {needs_equal} compare class scores, but the '
+                                 f'student predicts {n_student} classes and the '
+                                 f'{side_name(name)} {n_teacher}. Use a teacher trained on '
+                                 'the same classes.')
 
 
 def _with_cross_head_recorders(cross_heads: CrossHeads, side: str,
@@ -409,11 +482,16 @@ def _loss_key(name: str) -> str:
     return f'distill.{name}' if name.startswith('loss') else f'distill.loss_{name}'
 
 
+def _setting(name: str, key: str) -> str:
+    """A teacher setting as the config writes it: ``teacher_<key>`` or ``teachers['gfl'].<key>``."""
+    return f'teacher_{key}' if name == DEFAULT_TEACHER else f'{teacher_role(name)}.{key}'
+
+
 def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
-    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+    for key in [k for k in state_dict if k.startswith(prefix + 'teachers.')]:
         del state_dict[key]
 
 
 def _fill_teacher_keys(module: 'Distiller', state_dict: dict, prefix: str, *args) -> None:
-    for key, value in module.teacher.state_dict().items():
-        state_dict.setdefault(f'{prefix}teacher.{key}', value)
+    for key, value in module.teachers.state_dict().items():
+        state_dict.setdefault(f'{prefix}teachers.{key}', value)

@@ -4,7 +4,9 @@ at every step.
 A mapping is ``{loss name: {argument: spec}}``. A spec reads
 
 - a recorder: ``dict(from_student=True, recorder='fpn', record_idx=0, data_idx=0,
-  connector='fpn0')`` (``connector`` may be a list, applied in order; ``gradient=True`` gives
+  connector='fpn0')`` (on the teacher side, ``teacher='gfl'`` names which of several teachers,
+  see :mod:`.teachers`; with one teacher it may be left out; ``connector`` may be a list,
+  applied in order; ``gradient=True`` gives
   the gradient of that model's task loss w.r.t. the recorded tensor instead, see
   :mod:`.task_gradients`), or by its name a teacher replay's output (teacher side, see
   :mod:`.teacher_replays`) or a cross head's (student side, see :mod:`.cross_heads`);
@@ -21,10 +23,11 @@ from torch import Tensor, nn
 from ..losses.utils import seg_labels, tensors_in, to_float32
 from ..recorders import RecorderManager
 from ..recorders.base_recorder import select
+from .teachers import DEFAULT_TEACHER
 
 #: Keys a spec may have.
-SPEC_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'from_data',
-             'gradient'}
+SPEC_KEYS = {'from_student', 'teacher', 'recorder', 'record_idx', 'data_idx', 'connector',
+             'from_data', 'gradient'}
 DATA_SOURCES = ('data_samples', 'inputs', 'gt_sem_seg')
 
 
@@ -40,11 +43,12 @@ class LossInputs:
     Args:
         mappings (dict): ``loss_forward_mappings``.
         losses (nn.ModuleDict): the distillation losses (:class:`BaseDistillLoss`).
-        recorders (dict): ``{'student': RecorderManager, 'teacher': RecorderManager}``.
+        recorders (dict): ``{'student': RecorderManager, <teacher name>: RecorderManager,
+            ...}`` (the single teacher's name is ``'teacher'``).
         connectors (nn.ModuleDict): the connectors.
         replays (dict, optional): ``{name: side}`` of what runs after the student's forward
-            and is read like a recorder of that side: the teacher replays (``'teacher'``) and
-            the cross heads (``'student'``). Defaults to None.
+            and is read like a recorder of that side: the teacher replays (side: the teacher's
+            name) and the cross heads (``'student'``). Defaults to None.
     """
 
     def __init__(self, mappings: Dict[str, dict], losses: nn.ModuleDict,
@@ -54,7 +58,10 @@ class LossInputs:
         self.recorders = recorders
         self.connectors = connectors
         self.replays = {side: [name for name, s in (replays or {}).items() if s == side]
-                        for side in ('student', 'teacher')}
+                        for side in recorders}
+        teachers = [side for side in recorders if side != 'student']
+        #: The teacher a teacher-side spec without ``teacher=`` reads: the only one, if so.
+        self.default_teacher = teachers[0] if len(teachers) == 1 else None
         missing = set(losses) - set(self.mappings)
         extra = set(self.mappings) - set(losses)
         if missing or extra:
@@ -95,18 +102,36 @@ class LossInputs:
             return
         if 'from_student' not in spec or 'recorder' not in spec:
             raise KeyError(f'{where} needs from_student and recorder (or from_data).')
-        side = 'student' if spec['from_student'] else 'teacher'
+        side = self.side_of(spec, where)
         manager = self.recorders[side]
         replays = self.replays[side] if allow_replays else []
         if spec['recorder'] not in manager and spec['recorder'] not in replays:
-            kind = 'teacher_replays' if side == 'teacher' else 'cross_heads'
-            raise KeyError(f"{where}: no {side} recorder named {spec['recorder']!r}; "
-                           f'{side}_recorders defines {sorted(manager.recorders)}'
+            kind = 'cross_heads' if side == 'student' else 'teacher_replays'
+            owner = (f'{side}_recorders' if side in ('student', DEFAULT_TEACHER)
+                     else f'teachers[{side!r}].recorders')
+            raise KeyError(f"{where}: no {side_name(side)} recorder named "
+                           f"{spec['recorder']!r}; {owner} defines {sorted(manager.recorders)}"
                            + (f' and {kind} {sorted(replays)}.' if replays else '.'))
         for connector_name in as_list(spec.get('connector')):
             if connector_name not in self.connectors:
                 raise KeyError(f'{where}: no connector named {connector_name!r}; connectors '
                                f'defines {sorted(self.connectors)}.')
+
+    def side_of(self, spec: dict, where: str = 'a loss input spec') -> str:
+        """Which model a recorder spec reads: ``'student'`` or a teacher's name."""
+        if spec['from_student']:
+            if 'teacher' in spec:
+                raise KeyError(f"{where} reads the student (from_student=True) but names "
+                               f"teacher={spec['teacher']!r}: drop one of them.")
+            return 'student'
+        teachers = sorted(side for side in self.recorders if side != 'student')
+        name = spec.get('teacher', self.default_teacher)
+        if name is None:
+            raise KeyError(f'{where} reads a teacher but does not say which: add teacher=<one '
+                           f'of {teachers}>.')
+        if name not in teachers:
+            raise KeyError(f'{where}: no teacher named {name!r}; the teachers are {teachers}.')
+        return name
 
     # ------------------------------------------------------------------ per step
     def resolve(self, spec: dict, batch: dict, replay_outputs: Dict[str, object],
@@ -116,7 +141,7 @@ class LossInputs:
         task-loss gradient."""
         if 'from_data' in spec:
             return batch_value(batch, spec['from_data'])
-        side = 'student' if spec['from_student'] else 'teacher'
+        side = self.side_of(spec)
         if spec['recorder'] in self.replays[side] and spec['recorder'] in replay_outputs:
             return select(replay_outputs[spec['recorder']], spec.get('data_idx'),
                           f"{side} replay {spec['recorder']!r}")
@@ -164,6 +189,11 @@ class LossInputs:
                 'The batch or dimension counts differ: check recorder, record_idx and data_idx.')
         raise ValueError(f'Distill loss {name!r} ({type(loss).__name__}) needs equal '
                          f'shapes, but got preds_S {s} (student) and preds_T {t} (teacher). {hint}')
+
+
+def side_name(side: str) -> str:
+    """``'student'``, ``'teacher'`` (the single teacher), or ``"teacher 'gfl'"``."""
+    return side if side in ('student', DEFAULT_TEACHER) else f'teacher {side!r}'
 
 
 def batch_value(batch: dict, source: str):

@@ -6,7 +6,7 @@ the backward pass of its own task loss stops there (the teacher then runs in
 ``retain_graph`` (its task loss is backpropagated again by the optimizer) and with
 ``create_graph`` when a loss asks for second order (``create_graph = True``).
 """
-from typing import Dict, Set
+from typing import Callable, Dict, Set
 
 import torch
 from torch import Tensor, nn
@@ -22,20 +22,23 @@ class TaskGradients:
     Args:
         mappings (dict): ``loss_forward_mappings``.
         losses (nn.ModuleDict): the distillation losses.
-        recorders (dict): ``{'student': RecorderManager, 'teacher': RecorderManager}``.
+        recorders (dict): ``{'student': RecorderManager, <teacher name>: RecorderManager,
+            ...}``.
+        side_of (callable): ``side_of(spec)``, the model a spec reads (``'student'`` or a
+            teacher's name): :meth:`.LossInputs.side_of`.
     """
 
     def __init__(self, mappings: Dict[str, dict], losses: nn.ModuleDict,
-                 recorders: Dict[str, RecorderManager]):
+                 recorders: Dict[str, RecorderManager], side_of: Callable[[dict], str]):
         self.recorders = recorders
-        self.names: Dict[str, Set[str]] = {'student': set(), 'teacher': set()}
+        self.names: Dict[str, Set[str]] = {side: set() for side in recorders}
         self.create_graph = False
         self._gradients: Dict[int, Tensor] = {}  # id(recorded tensor) -> its gradient
         for name, mapping in mappings.items():
             for arg, spec in mapping.items():
                 if not spec.get('gradient'):
                     continue
-                side = 'student' if spec['from_student'] else 'teacher'
+                side = side_of(spec)
                 recorder = recorders[side][spec['recorder']]
                 if not isinstance(recorder, ModuleOutputsRecorder) or isinstance(
                         recorder, ModuleInputsRecorder):
@@ -43,7 +46,7 @@ class TaskGradients:
                                     f'needs a ModuleOutputsRecorder, but {side} recorder '
                                     f"{spec['recorder']!r} is a {type(recorder).__name__}.")
                 self.names[side].add(spec['recorder'])
-                if side == 'teacher':
+                if side != 'student':
                     recorder.outputs_as_grad_leaves = True
                 else:
                     self.create_graph |= bool(losses[name].create_graph)
