@@ -156,7 +156,8 @@ def test_maskkd_digits_distill_loss_falls(digits_root, mask_teacher_ckpt, tmp_pa
     """Mask KD itself falls over 24 iterations on a fixed batch, the student's task losses
     training alongside: the student's mask logits on its positive RoIs approach the replayed
     teacher's. The session's teacher is trained 4 iterations; weighted 10x the loss leads the
-    mask head's gradient (measured: see the commit)."""
+    mask head's gradient. Measured (2 busy CPU cores, 98 s): 5.75 -> 0.67 over the 24
+    iterations; at weight 1 it falls too (0.575 -> 0.173 in the 8-iteration run above)."""
     _, distill = train_losses(MASKKD, digits_root, mask_teacher_ckpt, tmp_path, iters=24,
                               options={'model.distill_losses.loss_mask_kd.loss_weight': 10.0})
 
