@@ -39,7 +39,7 @@ def _images(n: int, size, generator) -> list:
 
 def det_batch(size=64, boxes: Sequence = DEFAULT_BOXES, labels: Optional[Sequence] = None,
               generator: Optional[torch.Generator] = None,
-              significance: Optional[Sequence[float]] = None) -> dict:
+              significance: Optional[Sequence[float]] = None, masks: bool = False) -> dict:
     """A detection batch: one image and one ``DetDataSample`` per entry of ``boxes``.
 
     Args:
@@ -47,6 +47,7 @@ def det_batch(size=64, boxes: Sequence = DEFAULT_BOXES, labels: Optional[Sequenc
         boxes: per image, a list of (x1, y1, x2, y2) boxes.
         labels: per image, a list of class ids; defaults to image index % 3 for every box.
         significance: per image, a ``significance`` meta value (optional).
+        masks: also give each box an instance mask (``BitmapMasks``): the box's pixels.
     """
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -59,8 +60,20 @@ def det_batch(size=64, boxes: Sequence = DEFAULT_BOXES, labels: Optional[Sequenc
         sample.gt_instances = InstanceData(
             bboxes=torch.as_tensor(image_boxes, dtype=torch.float32).reshape(-1, 4),
             labels=torch.as_tensor(image_labels, dtype=torch.long))
+        if masks:
+            sample.gt_instances.masks = _box_masks(image_boxes, size)
         samples.append(sample)
     return dict(inputs=_images(len(boxes), size, generator), data_samples=samples)
+
+
+def _box_masks(boxes: Sequence, size):
+    """mmdet ``BitmapMasks`` of (H, W), one per box, 1 on the box's pixels."""
+    import numpy as np
+    from mmdet.structures.mask import BitmapMasks
+    masks = np.zeros((len(boxes), *size), np.uint8)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes):
+        mask[int(y1):int(math.ceil(y2)), int(x1):int(math.ceil(x2))] = 1
+    return BitmapMasks(masks, *size)
 
 
 def seg_batch(size=64, n: int = 2, num_classes: int = 19,
@@ -80,10 +93,16 @@ def seg_batch(size=64, n: int = 2, num_classes: int = 19,
     return dict(inputs=_images(n, size, generator), data_samples=samples)
 
 
+def trains_masks(model) -> bool:
+    """Whether an mmdet detector's RoI head has a mask head (its batches need gt masks)."""
+    return bool(getattr(getattr(model, 'roi_head', None), 'with_mask', False))
+
+
 def random_batch(task: str, num_classes: int, batch_size: int, size, seed: int = 0,
-                 boxes_per_image: int = 4) -> dict:
+                 boxes_per_image: int = 4, masks: bool = False) -> dict:
     """A reproducible random batch for ``task`` ('det' or 'seg'): random images, random
-    ground truth (boxes of 8 px to 30% of the image, any class), random significance."""
+    ground truth (boxes of 8 px to 30% of the image, any class; ``masks``: each box's pixels
+    as its instance mask), random significance."""
     g = torch.Generator().manual_seed(seed)
     h, w = _size(size)
     significance = [float(torch.rand(1, generator=g)) for _ in range(batch_size)]
@@ -97,7 +116,7 @@ def random_batch(task: str, num_classes: int, batch_size: int, size, seed: int =
         wh = 8 + torch.rand(boxes_per_image, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3])
         boxes.append(torch.cat([xy, xy + wh], 1).tolist())
         labels.append(torch.randint(0, num_classes, (boxes_per_image, ), generator=g).tolist())
-    return det_batch((h, w), boxes, labels, g, significance)
+    return det_batch((h, w), boxes, labels, g, significance, masks)
 
 
 def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,

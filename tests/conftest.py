@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from tool_runs import DET_TEACHER, SEG_TEACHER, run_tool, tiny_config
+from tool_runs import DET_TEACHER, MASK_TEACHER, SEG_TEACHER, run_tool, tiny_config
 
 from mmkd.datasets import make_digits_dataset
 
@@ -52,4 +52,13 @@ def det_teacher_ckpt(digits_root, tmp_path_factory):
 def seg_teacher_ckpt(digits_root, tmp_path_factory):
     out = tmp_path_factory.mktemp('seg_teacher')
     run_tool('train.py', tiny_config(SEG_TEACHER, digits_root, out))
+    return osp.join(str(out), 'iter_4.pth')
+
+
+@pytest.fixture(scope='session')
+def mask_teacher_ckpt(digits_root, tmp_path_factory):
+    """A Mask R-CNN teacher trained for 4 iterations on the digits masks (and evaluated once,
+    box and mask mAP, by tools/train.py)."""
+    out = tmp_path_factory.mktemp('mask_teacher')
+    run_tool('train.py', tiny_config(MASK_TEACHER, digits_root, out))
     return osp.join(str(out), 'iter_4.pth')

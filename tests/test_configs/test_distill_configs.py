@@ -24,7 +24,7 @@ import torch
 from config_fingerprint import FIXTURE, fingerprint
 from mmengine.config import Config
 
-from mmkd.testing import build_random_distiller, det_batch, seg_batch
+from mmkd.testing import build_random_distiller, det_batch, seg_batch, trains_masks
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DISTILL_DIR = osp.join(REPO, 'configs', 'distill')
@@ -190,7 +190,7 @@ def test_zoo_config_computes_every_distill_loss(path, past_every_warmup):
             lambda _, args, kwargs, name=name: teacher_maps.__setitem__(
                 name, kwargs.get('preds_T')), with_kwargs=True)
     model.train()
-    batch = seg_batch() if is_seg(cfg) else det_batch()
+    batch = seg_batch() if is_seg(cfg) else det_batch(masks=trains_masks(model.student))
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
 
     for name in model.distill_losses:

@@ -25,7 +25,7 @@ from mmengine.config import Config
 
 from mmkd.models.distillers.loss_inputs import sum_loss_values
 from mmkd.models.distillers.model_config import get_num_classes
-from mmkd.testing import build_random_distiller, random_batch
+from mmkd.testing import build_random_distiller, random_batch, trains_masks
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIGITS = osp.join(REPO, 'configs', 'distill', '*', '*_digits.py')
@@ -36,7 +36,8 @@ def loss_values(path: str, seed: int = 0, size: int = 128) -> Dict[str, float]:
     cfg = Config.fromfile(path)
     model = build_random_distiller(cfg, seed=seed).train()
     task = 'seg' if cfg.get('default_scope') == 'mmseg' else 'det'
-    batch = random_batch(task, get_num_classes(model.student) or 1, 2, size, seed)
+    batch = random_batch(task, get_num_classes(model.student) or 1, 2, size, seed,
+                         masks=trains_masks(model.student))
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
     values = {key: float(sum_loss_values({key: value}).detach())
               for key, value in losses.items() if 'loss' in key}

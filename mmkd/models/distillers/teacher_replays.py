@@ -5,7 +5,9 @@ that teacher method under ``no_grad`` with the values the specs name (see
 :mod:`.loss_inputs`), e.g. the teacher's RoI head on the teacher's features and the RoIs the
 student sampled (recorded with ``MethodInputsRecorder``), so both classify the same
 proposals. A teacher-side spec with ``recorder='roi'`` then reads the replay's output
-(``data_idx`` may be a dict key such as ``'cls_score'``).
+(``data_idx`` may be a dict key such as ``'cls_score'``). Mask R-CNN's mask head is replayed
+the same way, ``method='roi_head._mask_forward'`` on the student's positive RoIs (the inputs
+of its own ``_mask_forward``), for ``MaskKDLoss`` (configs/distill/_base_/mask_replay.py).
 """
 from typing import Callable, Dict
 

@@ -15,6 +15,7 @@ from .fgd import (FGDLoss, GlobalContextBlock, fgd_attention, fgd_attention_loss
                   fgd_feature_loss, fgd_global_loss, gt_foreground_masks)
 from .gkd import GKDLoss, gradient_guided_map, gradient_weighted_imitation
 from .kd import KDLoss, flatten_logits, kd_divergence, kd_loss, weighted_mean
+from .mask_kd import MaskKDLoss, mask_kd_loss, positive_labels, select_mask_class
 from .mgd import MGDLoss, masked_generative_loss
 from .pkd import PKDLoss, pearson_kd_loss
 from .significance import (SignificanceWeightedLoss, detection_handled, segmentation_handled,
@@ -35,6 +36,8 @@ __all__ = [
     'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule',
     # logit losses
     'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
+    # mask-logit loss on the teacher's mask head replayed on the student's RoIs
+    'MaskKDLoss',
     # dense-head prediction losses on the teacher head's outputs (CrossKD)
     'CrossKDClsLoss', 'CrossKDBoxLoss', 'CrossKDDistributionLoss',
     # per-image weighting of any loss
@@ -52,5 +55,6 @@ __all__ = [
     'dkd_warmup_factor', 'top_k_scaling', 'top_k_decoupled_terms', 'batch_contrastive_loss',
     'sample_rows', 'select_dense_locations', 'flatten_dense_logits', 'flatten_dense_labels',
     'flatten_dense_weights', 'crosskd_cls_loss', 'crosskd_box_loss', 'crosskd_distribution_loss',
-    'dense_rows', 'num_positives', 'teacher_score_weights'
+    'dense_rows', 'num_positives', 'teacher_score_weights', 'mask_kd_loss', 'select_mask_class',
+    'positive_labels'
 ]
