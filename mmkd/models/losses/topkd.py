@@ -68,6 +68,11 @@ benchmark's weight sweep is to decide. Centring in the hand-made case: TDL 1.28 
 norm of 0.430, 6.7 times the raw one. Without a KD term, ``mode='softmax'`` *is* centred
 sigmoid TopKD (the mode decides nothing else): the benchmark row ``topkd-centred_logits``
 (configs/distill/topkd/topkd-centred_logits_retina-*_digits.py) measures it.
+
+**Measured on semantic segmentation logits: no gain, as plain KD.** On the digits Semantic
+FPN pair TopKD gained +0.19 mIoU [-1.16, +1.54] (3 seeds), plain KD on the same logits +0.01
+[-1.55, +1.57], CWD about +7 (benchmarks/RESULTS.md): per-pixel class distributions, which
+both KD and TopKD match, carry little beyond the label on this task; see :mod:`.kd`.
 """
 from typing import Optional, Union
 
