@@ -109,22 +109,30 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
     Args:
         cfg (Config): a distillation config (it is not modified).
         cfg_options (dict, optional): merged into both models' ``cfg_options`` (e.g. plain BN
-            instead of SyncBN, a smaller input size).
+            instead of SyncBN, a smaller input size); into an inline model dict (keys
+            ``'model.'`` + the key) directly.
         device: build on this device (``'meta'``: structure only, no memory, no init).
         seed (int, optional): torch's seed before building; None leaves it.
     """
     import copy
 
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from mmkd.models.distillers import drop_pretrained_init
     from mmkd.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.teacher_ckpt = None
     for side in ('student', 'teacher'):
-        model_cfg[side].pretrained = False
-        if cfg_options:
-            model_cfg[side].cfg_options = dict(cfg_options,
-                                               **model_cfg[side].get('cfg_options', {}))
+        if 'cfg_path' in model_cfg[side]:
+            model_cfg[side].pretrained = False
+            if cfg_options:
+                model_cfg[side].cfg_options = dict(cfg_options,
+                                                   **model_cfg[side].get('cfg_options', {}))
+        else:  # an inline model dict: the same edits on it directly
+            inline = Config(dict(model=drop_pretrained_init(model_cfg[side])))
+            inline.merge_from_dict(cfg_options or {})
+            model_cfg[side] = inline.model
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if seed is not None:
         torch.manual_seed(seed)
