@@ -128,27 +128,36 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
     Args:
         cfg (Config): a distillation config (it is not modified).
         cfg_options (dict, optional): merged into both models' ``cfg_options`` (e.g. plain BN
-            instead of SyncBN, a smaller input size).
+            instead of SyncBN, a smaller input size); into an inline model dict (keys
+            ``'model.'`` + the key) directly.
         device: build on this device (``'meta'``: structure only, no memory, no init).
         seed (int, optional): torch's seed before building; None leaves it.
     """
     import copy
 
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from mmkd.models.distillers import drop_pretrained_init
     from mmkd.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
     if 'teachers' in model_cfg:
-        models = [model_cfg.student, *model_cfg.teachers.values()]
+        sides = [model_cfg.student, *model_cfg.teachers.values()]
         for entry in model_cfg.teachers.values():
             entry.ckpt = None
     else:
-        models = [model_cfg.student, model_cfg.teacher]
+        sides = [model_cfg.student, model_cfg.teacher]
         model_cfg.teacher_ckpt = None
-    for entry in models:
-        entry.pretrained = False
-        if cfg_options:
-            entry.cfg_options = dict(cfg_options, **entry.get('cfg_options', {}))
+    for entry in sides:
+        if 'cfg_path' in entry:
+            entry.pretrained = False
+            if cfg_options:
+                entry.cfg_options = dict(cfg_options, **entry.get('cfg_options', {}))
+        else:  # an inline model dict: the same edits on it directly
+            inline = Config(dict(model=drop_pretrained_init(entry)))
+            inline.merge_from_dict(cfg_options or {})
+            entry.clear()
+            entry.update(inline.model)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if seed is not None:
         torch.manual_seed(seed)

@@ -8,6 +8,9 @@ from tool_runs import DET_TEACHER, MASK_TEACHER, SEG_TEACHER, run_tool, tiny_con
 
 from mmkd.datasets import make_digits_dataset
 
+# test inputs (e.g. MMRazor's configs), not test modules: --doctest-modules must not import them
+collect_ignore = ['data']
+
 if os.environ.get('PYTEST_XDIST_WORKER'):
     # README's test command runs 2 worker processes (pytest-xdist): one torch thread each, for
     # them and for the tools they start, so that 2 cores run 2 workers without oversubscribing.

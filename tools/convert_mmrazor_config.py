@@ -12,12 +12,18 @@ the validation loop. The published
 PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
 fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
 as that code does) / ``CKALoss``. mmdet 2 / mmseg 0.x model-zoo names (``cfg_path``) become
-the installed release's files (``mmkd.models.distillers.zoo_names``). Anything it does not
-know fails with the list of what it does know: nothing is silently dropped. The output is the
-fully merged config (bases inlined), ready for ``tools/train.py``.
+the installed release's files (``mmkd.models.distillers.zoo_names``); ``pretrained=True``
+becomes the model-zoo checkpoint it loads in MMRazor (``--teacher-ckpt`` chooses the teacher's
+where that and ``teacher_ckpt`` differ). Anything it does not know fails with the list of what
+it does know, and a part that needs a package mmkd does not install (mmrazor's hooks, mmyolo)
+fails naming it: nothing is silently dropped. The output is the fully merged config (bases
+inlined), ready for ``tools/train.py``.
 """
 import argparse
 import copy
+import importlib.util
+import os.path as osp
+from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
@@ -193,7 +199,87 @@ def fold_fbkd_connector(loss_name: str, loss: dict, connector: str, cfg: dict) -
         loss[new_key] = value
 
 
-def convert_model(model: dict, default_scope: str) -> dict:
+def zoo_checkpoint(cfg_path: str) -> str:
+    """The checkpoint MMRazor's ``pretrained=True`` loads (``mmengine.hub.get_model``): the
+    model-zoo weights that the package's metafile lists for ``cfg_path``."""
+    from mmengine.hub import get_config
+    if '::' not in cfg_path:
+        raise ValueError(f'{cfg_path!r} has pretrained=True, which loads a model-zoo '
+                         "checkpoint and works on 'package::' config names only (in MMRazor "
+                         'too): set pretrained=False or give the weights yourself.')
+    url = get_config(cfg_path, pretrained=True).get('model_path')
+    if not url:
+        raise ValueError(f'{cfg_path!r} has pretrained=True, which loads the model-zoo '
+                         'checkpoint its package\'s metafile lists for it, and the metafile '
+                         'lists none: set pretrained=False or give the weights yourself.')
+    return url
+
+
+def convert_model_entry(entry: dict, default_scope: str) -> Tuple[dict, Optional[str]]:
+    """MMRazor's ``architecture`` / ``teacher`` as mmkd's ``student`` / ``teacher``, and the
+    checkpoint its ``pretrained=True`` loads (None without).
+
+    MMRazor's ``pretrained`` is ``mmengine.hub.get_model``'s: True loads the config's
+    model-zoo checkpoint, False (the default) builds the config as it is, pretrained backbone
+    ``init_cfg`` included. mmkd's ``pretrained=False`` drops that ``init_cfg`` instead, so the
+    key is not carried over: mmkd's default keeps the config's own initialisation.
+    """
+    from mmkd.models.distillers.zoo_names import resolve_zoo_config
+    entry = copy.deepcopy(entry)
+    if 'cfg_path' not in entry:
+        entry.setdefault('_scope_', default_scope)  # inline model dicts need their scope
+        return entry, None
+    entry['cfg_path'] = resolve_zoo_config(entry['cfg_path'])  # an mmdet 2 / mmseg 0.x name
+    return entry, zoo_checkpoint(entry['cfg_path']) if entry.pop('pretrained', False) else None
+
+
+def choose_teacher_ckpt(teacher_ckpt: Optional[str], zoo: Optional[str]) -> Optional[str]:
+    """mmkd's one ``teacher_ckpt`` for MMRazor's ``teacher_ckpt`` and the teacher's
+    ``pretrained=True`` checkpoint ``zoo``. MMRazor loads ``teacher_ckpt`` over ``zoo``, key by
+    key; mmkd loads one checkpoint that must hold every teacher weight, so two different files
+    cannot both be kept."""
+    if zoo is None or teacher_ckpt is None:
+        return teacher_ckpt or zoo
+    if osp.basename(teacher_ckpt) == osp.basename(zoo):
+        return teacher_ckpt
+    raise ValueError(
+        f'The teacher has pretrained=True, which loads its model-zoo checkpoint {zoo!r}, and '
+        f'teacher_ckpt={teacher_ckpt!r} is loaded over it (MMRazor keeps the zoo weights that '
+        'teacher_ckpt lacks). mmkd loads one teacher checkpoint holding every teacher weight: '
+        'choose it with --teacher-ckpt (the zoo checkpoint, or teacher_ckpt if it is a full '
+        'checkpoint of this teacher).')
+
+
+def check_packages(node, path: str = 'cfg') -> None:
+    """Fail on a part that needs a package mmkd does not install, naming it: a scope
+    (``_scope_='mmyolo'``, ``type='mmyolo.YOLOv5'``) or a custom import of a package that is
+    not installed, and any MMRazor part left (e.g. its visualization hook), which needs
+    ``mmrazor`` and works on MMRazor's algorithms only."""
+    if isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_packages(value, f'{path}[{i}]')
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get('type')
+    scopes = [node.get('_scope_')]
+    if isinstance(kind, str) and '.' in kind:
+        scopes.append(kind.split('.')[0])
+    if path.endswith('.custom_imports'):
+        scopes += [name.split('.')[0] for name in node.get('imports', [])]
+    for scope in filter(None, scopes):
+        if scope == 'mmrazor' or importlib.util.find_spec(scope) is None:
+            raise ValueError(
+                f'{path} ({kind or scope!r}) needs the package {scope!r}, which mmkd does not '
+                'install' + (' (MMRazor\'s own parts work on its algorithms only)'
+                             if scope == 'mmrazor' else '') + ': remove it from the config'
+                + ('' if scope == 'mmrazor' else f' or install {scope}') + '.')
+    for key, value in node.items():
+        check_packages(value, f'{path}.{key}')
+
+
+def convert_model(model: dict, default_scope: str, teacher_ckpt: Optional[str] = None) -> dict:
+    """``teacher_ckpt`` (optional) replaces MMRazor's teacher checkpoint(s)."""
     algorithm = _strip_scope(model.get('type', ''))
     if algorithm not in ALGORITHMS:
         raise _unknown('algorithm', algorithm, ALGORITHMS)
@@ -208,14 +294,11 @@ def convert_model(model: dict, default_scope: str) -> dict:
                          f'(known: {sorted(DISTILLER_KEYS)}).')
     if _strip_scope(distiller.get('type', 'ConfigurableDistiller')) != 'ConfigurableDistiller':
         raise _unknown('distiller', distiller['type'], ['ConfigurableDistiller'])
-    from mmkd.models.distillers.zoo_names import resolve_zoo_config
-    student = copy.deepcopy(model['architecture'])
-    teacher = copy.deepcopy(model['teacher'])
-    for side in (student, teacher):
-        if 'cfg_path' in side:  # an mmdet 2 / mmseg 0.x name becomes this release's file
-            side['cfg_path'] = resolve_zoo_config(side['cfg_path'])
-        else:
-            side.setdefault('_scope_', default_scope)  # inline model dicts need their scope
+    student, student_zoo = convert_model_entry(model['architecture'], default_scope)
+    teacher, teacher_zoo = convert_model_entry(model['teacher'], default_scope)
+    if student_zoo:  # its weights replace the student's initialisation, as in MMRazor
+        student['cfg_options'] = {'model.init_cfg': dict(type='Pretrained',
+                                                         checkpoint=student_zoo)}
     connectors, mgd_connectors, fbkd_connectors = {}, {}, {}
     for name, cfg in (distiller.get('connectors') or {}).items():
         if _strip_scope(cfg['type']) in MGD_CONNECTORS:
@@ -261,7 +344,8 @@ def convert_model(model: dict, default_scope: str) -> dict:
             raise ValueError(f'MGDLoss {name!r} gets no MGDConnector in its mapping: mmkd\'s '
                              'MGDLoss needs student_channels and teacher_channels.')
     out = dict(_scope_='mmkd', type='Distiller', student=student, teacher=teacher,
-               teacher_ckpt=model.get('teacher_ckpt'),
+               teacher_ckpt=teacher_ckpt or choose_teacher_ckpt(model.get('teacher_ckpt'),
+                                                                teacher_zoo),
                student_recorders=convert_recorders(distiller.get('student_recorders')),
                teacher_recorders=convert_recorders(distiller.get('teacher_recorders')),
                distill_losses=losses, loss_forward_mappings=mappings)
@@ -270,11 +354,11 @@ def convert_model(model: dict, default_scope: str) -> dict:
     return out
 
 
-def convert_config(cfg: Config) -> Config:
-    """The mmkd version of a loaded MMRazor config (a new Config)."""
+def convert_config(cfg: Config, teacher_ckpt: Optional[str] = None) -> Config:
+    """The mmkd version of a loaded MMRazor config (a new Config); ``teacher_ckpt`` (optional)
+    replaces its teacher checkpoint(s)."""
     text = copy.deepcopy(cfg.to_dict())
     default_scope = text.get('default_scope', 'mmdet')
-    text['model'] = convert_model(text['model'], default_scope)
     val_cfg = text.get('val_cfg') or {}
     if _strip_scope(val_cfg.get('type', '')) == 'SingleTeacherDistillValLoop':
         text['val_cfg'] = dict(type='mmkd.DistillValLoop', evaluate_teacher=True)
@@ -282,6 +366,10 @@ def convert_config(cfg: Config) -> Config:
     imports = list((text.get('custom_imports') or {}).get('imports', []))
     imports = [m for m in imports if not m.startswith('mmrazor')] + ['mmkd']
     text['custom_imports'] = dict(imports=sorted(set(imports)), allow_failed_imports=False)
+    # a missing package first: nothing else can be fixed without it
+    check_packages({key: value for key, value in text.items() if key != 'model'})
+    text['model'] = convert_model(text['model'], default_scope, teacher_ckpt)
+    check_packages(text['model'], 'cfg.model')  # e.g. an inline student of another package
     return Config(ConfigDict(text), filename=cfg.filename)
 
 
@@ -289,9 +377,11 @@ def main(argv=None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='an MMRazor distillation config')
     parser.add_argument('out', help='where to write the mmkd config (.py)')
+    parser.add_argument('--teacher-ckpt', help='the teacher checkpoint (path or URL) instead '
+                        "of the config's teacher_ckpt / the teacher's pretrained=True weights")
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config, import_custom_modules=False)
-    converted = convert_config(cfg)
+    converted = convert_config(cfg, args.teacher_ckpt)
     converted.dump(args.out)
     losses = converted.model.distill_losses
     print(f'{args.out}: Distiller with {len(losses)} losses '

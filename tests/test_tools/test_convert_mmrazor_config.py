@@ -105,6 +105,57 @@ def test_unknown_parts_fail_with_what_is_known(edit, message, tmp_path):
         convert_mmrazor_config.main([str(path), str(tmp_path / 'out.py')])
 
 
+@pytest.mark.parametrize('edit, message', [
+    (("imports=['mmrazor']", "imports=['mmrazor', 'mmyolo.models']"),
+     r"cfg\.custom_imports \('mmyolo'\) needs the package 'mmyolo', which mmkd does not "
+     "install: remove it from the config or install mmyolo"),
+    (("teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False)",
+      "teacher=dict(_scope_='mmyolo', type='YOLODetector')"),
+     r"cfg\.model\.teacher \('YOLODetector'\) needs the package 'mmyolo'"),
+    (("find_unused_parameters = True", "default_hooks = dict(vis=dict(type='mmrazor.RazorVisua"
+      "lizationHook'))"), r"default_hooks\.vis .* needs the package 'mmrazor'.* its algorithms"),
+])
+def test_parts_of_packages_mmkd_does_not_install_fail_naming_them(edit, message, tmp_path):
+    text = MMRAZOR_CONFIG.replace(edit[0].format(CONFIGS=CONFIGS), edit[1])
+    assert text != MMRAZOR_CONFIG
+    with pytest.raises(ValueError, match=message):
+        _convert(text, tmp_path)
+
+
+def test_teacher_ckpt_option_replaces_the_configs(tmp_path):
+    (tmp_path / 'in.py').write_text(MMRAZOR_CONFIG)
+    cfg = convert_mmrazor_config.main([str(tmp_path / 'in.py'), str(tmp_path / 'out.py'),
+                                       '--teacher-ckpt', 'teacher.pth'])
+    assert cfg.model.teacher_ckpt == 'teacher.pth'
+    assert Config.fromfile(str(tmp_path / 'out.py')).model.teacher_ckpt == 'teacher.pth'
+
+
+def test_pretrained_false_keeps_the_models_own_initialisation(tmp_path):
+    # MMRazor's pretrained=False is mmengine.hub.get_model's: the config as it is (ImageNet
+    # backbone init_cfg included), which is mmkd's default; mmkd's pretrained=False drops it
+    model = _convert(MMRAZOR_CONFIG, tmp_path).model
+    assert 'pretrained' not in model.student and 'pretrained' not in model.teacher
+    assert model.teacher_ckpt is None
+
+
+def test_pretrained_true_on_a_config_file_fails(tmp_path):
+    text = MMRAZOR_CONFIG.replace("retinanet_r18_digits.py', pretrained=False",
+                                  "retinanet_r18_digits.py', pretrained=True")
+    assert text != MMRAZOR_CONFIG
+    with pytest.raises(ValueError, match="works on 'package::' config names only"):
+        _convert(text, tmp_path)
+
+
+def test_a_pretrained_teacher_without_teacher_ckpt_loads_its_model_zoo_checkpoint(tmp_path):
+    text = MMRAZOR_CONFIG.replace(
+        f"teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False)",
+        "teacher=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', pretrained=True)")
+    assert text != MMRAZOR_CONFIG
+    assert _convert(text, tmp_path).model.teacher_ckpt == (
+        'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r50_fpn_1x_coco/'
+        'retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth')
+
+
 # The published PCKA code's configs (https://github.com/Klayand/PCKA, an MMRazor fork:
 # configs/distill/mmdet/... GFL R101 -> R50 and configs/distill/mmseg/... PSPNet R101 -> R18)
 # in their own structure and names, on the embedded-dataset models: the digits RetinaNet has 3
@@ -262,7 +313,7 @@ model = dict(
     _scope_='mmrazor',
     type='SingleTeacherDistill',
     architecture=dict(cfg_path='{CONFIGS}/digits/retinanet_r18-w32_digits.py',
-                      pretrained=True),
+                      pretrained=False),
     teacher=dict(cfg_path='{CONFIGS}/digits/retinanet_r18_digits.py', pretrained=False),
     teacher_ckpt=None,
     distiller=dict(

@@ -128,11 +128,19 @@ class FBKDLoss(BaseDistillLoss):
                      maxpool_stride=maxpool_stride, norm_cfg=norm_cfg)
         self.student_non_local = build_non_local(student_channels, **block)
         self.teacher_non_local = build_non_local(teacher_channels, **block)
+        # mmcv's sub_sample max-pools by 2, and maxpool_stride pools once more
+        self.min_side = 2 * maxpool_stride if sub_sample else 1
 
     def compute(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         """preds_S (N, C_S, H, W), preds_T (N, C_T, H, W) (detached). Returns a scalar."""
         check_feature_channels('FBKDLoss', preds_S, preds_T, self.student_channels,
                                self.teacher_channels)
+        if min(preds_S.shape[-2:]) < self.min_side:
+            raise ValueError(
+                f'FBKDLoss: a {tuple(preds_S.shape[-2:])} feature map is too small for '
+                f'sub_sample=True with maxpool_stride={self.min_side // 2}: the non-local '
+                f'blocks pool it by {self.min_side}, so each side needs >= {self.min_side} '
+                'cells; use larger images or a smaller maxpool_stride on this level.')
         s, t, w = preds_S, preds_T, self.weights
         mask = ((spatial_attention(s, self.spatial_temperature)
                  + spatial_attention(t, self.spatial_temperature)) / 2).detach()

@@ -74,3 +74,12 @@ def test_bad_settings_name_the_fix():
         FBKDLoss(4, 4, mask_l2_weight=-1.0)
     assert isinstance(MODELS.build(dict(type='FBKDLoss', _scope_='mmkd', student_channels=4,
                                         teacher_channels=4)), FBKDLoss)
+
+
+def test_maps_too_small_for_the_sub_sampling_name_the_limit():
+    # MMRazor's Faster R-CNN FBKD level 0: maxpool_stride=8, so 16 cells a side at least
+    loss = FBKDLoss(4, 4, sub_sample=True, maxpool_stride=8)
+    assert torch.isfinite(loss(torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)))
+    with pytest.raises(ValueError, match=r'\(8, 16\) feature map is too small .* >= 16 cells'):
+        loss(torch.randn(2, 4, 8, 16), torch.randn(2, 4, 8, 16))
+    assert torch.isfinite(FBKDLoss(4, 4)(torch.randn(2, 4, 1, 1), torch.randn(2, 4, 1, 1)))
