@@ -100,16 +100,17 @@ def trains_masks(model) -> bool:
 
 def random_batch(task: str, num_classes: int, batch_size: int, size, seed: int = 0,
                  boxes_per_image: int = 4, masks: bool = False) -> dict:
-    """A reproducible random batch for ``task`` ('det' or 'seg'): random images, random
-    ground truth (boxes of 8 px to 30% of the image, any class; ``masks``: each box's pixels
-    as its instance mask), random significance."""
+    """A reproducible random batch for ``task`` ('det', 'seg' or 'ins'): random images, random
+    ground truth (boxes of 8 px to 30% of the image, any class; ``masks`` or 'ins': each box's
+    pixels as its instance mask), random significance."""
     g = torch.Generator().manual_seed(seed)
     h, w = _size(size)
     significance = [float(torch.rand(1, generator=g)) for _ in range(batch_size)]
     if task == 'seg':
         return seg_batch((h, w), batch_size, num_classes, g, significance)
-    if task != 'det':
-        raise ValueError(f"task must be 'det' or 'seg', got {task!r}.")
+    if task not in ('det', 'ins'):
+        raise ValueError(f"task must be 'det', 'seg' or 'ins', got {task!r}.")
+    masks = masks or task == 'ins'
     boxes, labels = [], []
     for _ in range(batch_size):
         xy = torch.rand(boxes_per_image, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])

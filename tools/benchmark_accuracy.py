@@ -7,12 +7,14 @@
         [--ledger benchmarks/accuracy_runs.json] [--weights-dir benchmarks/weights]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
-width, mIoU) and regime it
+width, mIoU; ins: Mask R-CNN R18 -> half width, COCO mask mAP) and regime it
 
 1. (``pretrained`` regime) pretrains the teacher's and the student's backbones on digit
    classification (:mod:`mmkd.engine.pretrain`, cached by content); both tasks share them;
 2. trains the teacher once, validating along the way (its learning curve shows the plateau),
-   and writes its per-image significance for the self-regulated configs;
+   and writes its per-image significance for the self-regulated configs; rows with several
+   teachers (``configs/distill/multiteacher``) also read the task's :data:`EXTRA_TEACHERS`
+   (det: GFL R18), trained the same way;
 3. trains the student alone and the student with every method config of the pair, each with
    every seed. A seed fixes initialisation and data order (mmengine's ``randomness``), and the
    distiller initialises its student exactly as the plain student, so each method is compared
@@ -55,13 +57,29 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Dict, List, Optional
 
-from mmkd.apis.demo import TASKS, evaluate, run
+from mmkd.apis import CONFIGS
+from mmkd.apis.demo import TASKS as DEMO_TASKS
+from mmkd.apis.demo import evaluate, run
 from mmkd.apis.method_configs import method_configs
 from mmkd.apis.run_ledger import RunLedger, WeightStore, weights_sha
 from mmkd.apis.significance import write_teacher_significance
 from mmkd.datasets import make_digits_dataset
 
-PAIR_OF_TASK = {'det': 'digits_det', 'seg': 'digits_seg'}
+#: The benchmark's tasks: the demo's two (det, seg) and instance segmentation (ins: Mask R-CNN
+#: R18 -> half width, COCO mask mAP), each a teacher / student pair of digits configs.
+TASKS = dict(DEMO_TASKS, ins=dict(
+    teacher=f'{CONFIGS}/digits/mask-rcnn_r18_digits.py',
+    student=f'{CONFIGS}/digits/mask-rcnn_r18-w32_digits.py',
+    metric='coco/segm_mAP', metric_name='segm_mAP'))
+#: The method-config pairs (:data:`mmkd.apis.method_configs.PAIRS`) whose every config is a row
+#: of the task.
+PAIRS_OF_TASK = {'det': ('digits_det', 'digits_det_2t'), 'seg': ('digits_seg', ),
+                 'ins': ('digits_mask', )}
+#: Teachers besides the task's own, read by the rows with several teachers (``teachers=``):
+#: ``{task: {name: config}}``, trained like the task's teacher (same backbone pretraining,
+#: schedule and seed) when such a row is asked for. A row's teachers are matched to these by
+#: config file.
+EXTRA_TEACHERS = {'det': {'gfl': f'{CONFIGS}/digits/gfl_r18_digits.py'}}
 #: Each regime: data; backbone pretraining (settings of mmkd.engine.pretrain, None: none);
 #: whether the students start from their pretrained backbone (the teacher always does when
 #: there is pretraining); teacher and student schedules. ``pretrained`` is the benchmark's
@@ -292,15 +310,16 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
         student_backbone = None
 
     # 2. teachers (from their own pretrained backbone), with their learning curve, then their
-    # significance
-    teachers = _teachers(tasks, regime, work_dir, data_root, teacher_root, store, book, pool,
+    # significance; the extra teachers of rows with several teachers too
+    slots = teacher_slots(tasks, methods)
+    teachers = _teachers(slots, regime, work_dir, data_root, teacher_root, store, book, pool,
                          log)
-    missing = [task for task in tasks if teachers[task] is None]
+    missing = [slot for slot in slots if teachers[slot] is None]
     if missing:
         raise SystemExit(f'no finished teacher for {missing} in {teacher_root}: run without '
                          '--report-only first')
-    for task in tasks:
-        log(f'[{task}] teacher {teachers[task]["value"]:.4f}, curve {teachers[task]["curve"]}')
+    for slot in slots:
+        log(f'[{slot}] teacher {teachers[slot]["value"]:.4f}, curve {teachers[slot]["curve"]}')
     if pool is not None and any(name.startswith('selfreg') for task in tasks
                                 for name in _configs(task, methods)):
         pool.map(significance_job, [dict(
@@ -319,16 +338,15 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                 continue
             spec = TASKS[task]
             name, config = list(rows[task].items())[index]
-            overrides = {} if name == 'student' else {
-                'model.teacher_ckpt': teachers[task]['ckpt']}
+            overrides, teacher_sha = ({}, None) if name == 'student' else teacher_overrides(
+                task, config, slots, teachers)
             name_without_precision, precision = split_teacher_precision(name)
             scale = split_sweep(name_without_precision)[1]
             if scale is not None:
                 overrides.update(loss_weight_overrides(config, scale))
             if precision is not None:
                 overrides['model.teacher_precision'] = precision
-            expect = _known(backbone_sha=backbone_sha,
-                            teacher_sha=None if name == 'student' else teachers[task].get('sha'))
+            expect = _known(backbone_sha=backbone_sha, teacher_sha=teacher_sha)
             for seed in seeds:
                 keys.append((task, name, seed))
                 run_dir = osp.join(root, task, name, f'seed{seed}')
@@ -341,7 +359,10 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                                  seed=seed, pretrained=student_backbone, overrides=overrides,
                                  val_interval=(max(1, regime['student_iters'] // 4)
                                                if name == 'student' else None)))
-    results = {task: dict(metric=TASKS[task]['metric_name'], teacher=teachers[task], rows={})
+    results = {task: dict(metric=TASKS[task]['metric_name'], teacher=teachers[task], rows={},
+                          **({} if len(others(task, slots)) == 0 else dict(
+                              other_teachers={slot[len(task) + 1:]: teachers[slot]
+                                              for slot in others(task, slots)})))
                for task in tasks}
     for (task, name, seed), result in zip(keys, _results(pool, jobs)):
         if result is not None:
@@ -386,58 +407,110 @@ def _pretrained(role: str, regime: dict, work_dir: str, store: Optional[WeightSt
     return store.publish(path, name) if store is not None and train else path
 
 
-def _teachers(tasks: List[str], regime: dict, work_dir: str, data_root: str, teacher_root: str,
-              store: Optional[WeightStore], book: Optional[RunLedger], pool: Optional[Pool],
-              log=print) -> Dict[str, Optional[dict]]:
-    """``{task: teacher result}``: the store's copy with the ledger's entry when both exist
-    and agree; else (with a pool) trained, copied into the store as float16 and evaluated
-    again from that copy (``value``; ``value_fp32`` is the trained model's), the copy being
-    the teacher every row uses; else (no pool) the finished run or the ledger's entry."""
-    teachers, todo = {}, []
+def teacher_slots(tasks: List[str], methods: Optional[List[str]]) -> Dict[str, tuple]:
+    """``{slot: (task, teacher config)}``: each task's teacher (slot ``task``) and, where a row
+    of the task reads several teachers, the task's :data:`EXTRA_TEACHERS` (slot
+    ``task_name``)."""
+    slots = {task: (task, TASKS[task]['teacher']) for task in tasks}
     for task in tasks:
-        run_dir = osp.join(teacher_root, task)
+        if any(teacher_configs(config) for config in _configs(task, methods).values()):
+            for name, config in EXTRA_TEACHERS.get(task, {}).items():
+                slots[f'{task}_{name}'] = (task, config)
+    return slots
+
+
+def others(task: str, slots: Dict[str, tuple]) -> List[str]:
+    """The slots of ``task``'s extra teachers."""
+    return [slot for slot, (of, _) in slots.items() if of == task and slot != task]
+
+
+def teacher_configs(config: str) -> Dict[str, str]:
+    """``{teacher name: config path}`` of a config with several teachers (``teachers=``), or
+    {} for one with a single teacher."""
+    from mmengine.config import Config
+    teachers = Config.fromfile(config).model.get('teachers') or {}
+    return {name: osp.normpath(osp.abspath(entry['cfg_path']))
+            for name, entry in teachers.items()}
+
+
+def teacher_overrides(task: str, config: str, slots: Dict[str, tuple],
+                      teachers: Dict[str, dict]) -> tuple:
+    """(config overrides that load the benchmark's teachers, the identity of their weights):
+    ``model.teacher_ckpt`` for a single teacher; for several, each ``model.teachers.<name>
+    .ckpt`` from the slot trained from that teacher's config (the identity joins their
+    hashes, in the config's order)."""
+    several = teacher_configs(config)
+    if not several:
+        return {'model.teacher_ckpt': teachers[task]['ckpt']}, teachers[task].get('sha')
+    by_config = {osp.normpath(osp.abspath(path)): slot
+                 for slot, (of, path) in slots.items() if of == task}
+    overrides, shas = {}, []
+    for name, path in several.items():
+        if path not in by_config:
+            raise SystemExit(f'{config}: teacher {name!r} ({path}) is none of the {task} '
+                             f"benchmark's teachers ({sorted(by_config)}): add its config to "
+                             'EXTRA_TEACHERS in tools/benchmark_accuracy.py.')
+        overrides[f'model.teachers.{name}.ckpt'] = teachers[by_config[path]]['ckpt']
+        shas.append(teachers[by_config[path]].get('sha') or '?')
+    return overrides, '+'.join(shas)
+
+
+def _teachers(slots: Dict[str, tuple], regime: dict, work_dir: str, data_root: str,
+              teacher_root: str, store: Optional[WeightStore], book: Optional[RunLedger],
+              pool: Optional[Pool], log=print) -> Dict[str, Optional[dict]]:
+    """``{slot: teacher result}`` for the :func:`teacher_slots`: the store's copy with the
+    ledger's entry when both exist and agree; else (with a pool) trained, copied into the
+    store as float16 and evaluated again from that copy (``value``; ``value_fp32`` is the
+    trained model's), the copy being the teacher every row uses; else (no pool) the finished
+    run or the ledger's entry."""
+    teachers, todo = {}, []
+    for slot in slots:
+        run_dir = osp.join(teacher_root, slot)
         entry = book.get(osp.relpath(run_dir, work_dir)) if book is not None else None
-        name = _teacher_name(task, teacher_root)
+        name = _teacher_name(slot, teacher_root)
         if (store is not None and entry is not None and store.has(name)
                 and weights_sha(store.path(name)) == entry.get('sha')):
-            teachers[task] = dict(entry, ckpt=store.path(name))
+            teachers[slot] = dict(entry, ckpt=store.path(name))
         elif pool is None:
-            teachers[task] = finished(run_dir) or entry
+            teachers[slot] = finished(run_dir) or entry
         else:
-            todo.append(task)
+            todo.append(slot)
     if not todo:
         return teachers
     backbone = _pretrained('teacher', regime, work_dir, None, True, log)
     trained = pool.map(train_once, [dict(
-        work_dir=osp.join(teacher_root, task), config=TASKS[task]['teacher'],
-        data_root=data_root, iters=regime['teacher_iters'], metric=TASKS[task]['metric'],
+        work_dir=osp.join(teacher_root, slot), config=slots[slot][1], data_root=data_root,
+        iters=regime['teacher_iters'], metric=TASKS[slots[slot][0]]['metric'],
         seed=0, pretrained=backbone, save_checkpoint=True,
-        val_interval=max(1, regime['teacher_iters'] // 8)) for task in todo])
-    for task, result in zip(todo, trained):
-        run_dir = osp.join(teacher_root, task)
+        val_interval=max(1, regime['teacher_iters'] // 8)) for slot in todo])
+    for slot, result in zip(todo, trained):
+        run_dir = osp.join(teacher_root, slot)
         if store is not None:
-            ckpt = store.publish(result['ckpt'], _teacher_name(task, teacher_root))
+            ckpt = store.publish(result['ckpt'], _teacher_name(slot, teacher_root))
             value = pool.map(evaluate, [dict(
-                config=TASKS[task]['teacher'], ckpt=ckpt, data_root=data_root,
-                work_dir=osp.join(run_dir, 'float16'), metric=TASKS[task]['metric'])])[0]
+                config=slots[slot][1], ckpt=ckpt, data_root=data_root,
+                work_dir=osp.join(run_dir, 'float16'),
+                metric=TASKS[slots[slot][0]]['metric'])])[0]
             result = dict(result, ckpt=ckpt, sha=weights_sha(ckpt), value=value,
                           value_fp32=result['value'])
         if book is not None:
             book.record(osp.relpath(run_dir, work_dir), _ledger_entry(result, None))
-        teachers[task] = result
+        teachers[slot] = result
     return teachers
 
 
-def _teacher_name(task: str, teacher_root: str) -> str:
+def _teacher_name(slot: str, teacher_root: str) -> str:
     """The file name of a teacher's copy in the weight store."""
-    return f'teacher_{task}_{osp.basename(teacher_root)}.pth'
+    return f'teacher_{slot}_{osp.basename(teacher_root)}.pth'
 
 
 def _configs(task: str, methods: Optional[List[str]]) -> Dict[str, str]:
     """``{name: config}`` of the ``methods`` that exist for ``task``'s pair, in the order
     given (all, by name, without ``methods``); a sweep row (``name@x<scale>``) maps to its
     method's config."""
-    found = method_configs(PAIR_OF_TASK[task])
+    found = {}
+    for pair in PAIRS_OF_TASK[task]:
+        found.update(method_configs(pair))
     if not methods:
         return found
     configs = {}
@@ -535,7 +608,7 @@ def table_rows(result: dict) -> List[dict]:
     return [first] + sorted(rows, key=lambda r: -r['gain'])
 
 
-SCALE = {'bbox_mAP': 100.0, 'mIoU': 1.0}  # both reported as percentages
+SCALE = {'bbox_mAP': 100.0, 'segm_mAP': 100.0, 'mIoU': 1.0}  # all reported as percentages
 
 
 def format_markdown(results: Dict[str, dict], command: str, regime_name: str, regime: dict,
@@ -566,12 +639,16 @@ def format_markdown(results: Dict[str, dict], command: str, regime_name: str, re
         teacher = result['teacher']
         lines += [f'## {task}: {result["metric"]} (teacher {k * teacher["value"]:.2f}, '
                   f'trained in {teacher["seconds"]:.0f} s)', '',
-                  f'Teacher validation curve (iteration: metric): {_curve(teacher, k)}.',
-                  'Student alone, per seed: ' + '; '.join(
-                      f'seed {seed}: {_curve(run, k)}'
-                      for seed, run in sorted(result['rows']['student'].items())) + '.', '',
-                  f'| method | {result["metric"]} mean +- std | seeds | gain [95% interval] '
-                  '| resolved | gap closed | train s |', '|---|---|---|---|---|---|---|']
+                  f'Teacher validation curve (iteration: metric): {_curve(teacher, k)}.']
+        for name, other in result.get('other_teachers', {}).items():
+            lines.append(f'Teacher `{name}` (rows with several teachers; gap closed is '
+                         f'still against the task\'s teacher): {k * other["value"]:.2f}, '
+                         f'trained in {other["seconds"]:.0f} s, curve {_curve(other, k)}.')
+        lines += ['Student alone, per seed: ' + '; '.join(
+            f'seed {seed}: {_curve(run, k)}'
+            for seed, run in sorted(result['rows']['student'].items())) + '.', '',
+            f'| method | {result["metric"]} mean +- std | seeds | gain [95% interval] '
+            '| resolved | gap closed | train s |', '|---|---|---|---|---|---|---|']
         for row in table_rows(result):
             interval = (f' [{k * row["low"]:+.2f}, {k * row["high"]:+.2f}]'
                         if math.isfinite(row['low']) else '')
@@ -671,8 +748,8 @@ def main(argv=None) -> Dict[str, dict]:
                         help='train nothing: the table of the runs finished so far')
     args = parser.parse_args(argv)
     if args.methods:
-        known = set(method_configs(PAIR_OF_TASK['det'])) | set(
-            method_configs(PAIR_OF_TASK['seg']))
+        known = {method for pairs in PAIRS_OF_TASK.values() for pair in pairs
+                 for method in method_configs(pair)}
         unknown = sorted({row for row in args.methods if split_row(row)[2] not in known
                           or split_row(row)[0] not in ('', *TASKS)} - {'student'})
         if unknown:

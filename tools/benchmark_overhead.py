@@ -54,10 +54,9 @@ GOAL = 1.05
 
 
 def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:
-    """The three measured steps on one preprocessed batch."""
+    """The three measured steps on one preprocessed batch (``teacher``: every teacher's
+    forward, for a distiller with several)."""
     inputs, samples = data['inputs'], data['data_samples']
-    teacher_inputs = data.get('teacher_inputs', {}).get('teacher', inputs)
-    teacher_samples = data.get('teacher_data_samples', {}).get('teacher', samples)
 
     def backward(losses):
         loss, _ = distiller.parse_losses(losses)
@@ -69,10 +68,13 @@ def step_functions(distiller, data: dict) -> Dict[str, Callable[[], None]]:
 
     def teacher():
         with torch.no_grad():
-            if distiller.teacher_forward_mode == 'extract_feat':
-                distiller.teacher.extract_feat(teacher_inputs)
-            else:  # 'tensor', and 'loss' (GKD) without its gradient part
-                distiller.teacher(teacher_inputs, teacher_samples, mode='tensor')
+            for name, model in distiller.teachers.items():
+                teacher_inputs = data.get('teacher_inputs', {}).get(name, inputs)
+                if distiller.teacher_forward_modes[name] == 'extract_feat':
+                    model.extract_feat(teacher_inputs)
+                else:  # 'tensor', and 'loss' (GKD) without its gradient part
+                    teacher_samples = data.get('teacher_data_samples', {}).get(name, samples)
+                    model(teacher_inputs, teacher_samples, mode='tensor')
 
     def distill():
         backward(distiller.loss(inputs, samples, data.get('teacher_inputs'),

@@ -17,10 +17,14 @@ DISTILL_CONFIGS = osp.join(CONFIGS, 'distill')
 # Cityscapes PSPNet uses SyncBN, which needs a process group: plain BN for the measurement.
 PLAIN_BN = {f'model.{part}.norm_cfg': dict(type='BN', requires_grad=True)
             for part in ('backbone', 'decode_head', 'auxiliary_head')}
-#: pair name -> (config file suffix, task, default (H, W) of the images, model cfg_options)
+#: pair name -> (config file suffix, task ('det', 'seg', or 'ins': boxes with instance masks),
+#: default (H, W) of the images, model cfg_options)
 PAIRS = {
     'digits_det': ('_retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
     'digits_seg': ('_semfpn-r18_semfpn-r18w32_digits.py', 'seg', (128, 128), {}),
+    'digits_mask': ('_mask-rcnn-r18_mask-rcnn-r18w32_digits.py', 'ins', (128, 128), {}),
+    # two teachers (GFL and RetinaNet R18) into the digits_det student
+    'digits_det_2t': ('_gfl-r18+retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
     'coco_retina': ('_retina-x101_retina-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_fcos': ('_fcos-r101_fcos-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_gfl': ('_gfl-r101_gfl-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),

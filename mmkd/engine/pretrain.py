@@ -191,8 +191,12 @@ def set_pretrained_backbone(cfg, checkpoint: Optional[str]):
                              'Pretrained init_cfg; remove pretrained=False to load '
                              f'{checkpoint}.')
         else:
+            from mmkd.models.distillers.model_config import load_model_file
             options = dict(student.get('cfg_options') or {})
-            options['model.backbone.init_cfg'] = init_cfg
+            # a config that sets init_cfg=None (no ImageNet weights) is replaced, not merged
+            backbone = load_model_file(student.cfg_path).model.backbone
+            options['model.backbone.init_cfg'] = (
+                dict(init_cfg, _delete_=True) if 'init_cfg' in backbone else init_cfg)
             student.cfg_options = options
     else:
         model.backbone.init_cfg = init_cfg

@@ -84,6 +84,10 @@ def student_backbone_ckpt(tmp_path_factory):
     (f'{CONFIGS}/digits/semfpn_r18-w32_digits.py', 'mmseg'),
     (f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py', 'mmdet'),
     (f'{CONFIGS}/distill/cwd/cwd_logits_semfpn-r18_semfpn-r18w32_digits.py', 'mmseg'),
+    # Mask R-CNN's config sets the backbone's init_cfg=None (no ImageNet weights): replaced
+    (f'{CONFIGS}/digits/mask-rcnn_r18-w32_digits.py', 'mmdet'),
+    (f'{CONFIGS}/distill/maskkd/maskkd_mask-head_mask-rcnn-r18_mask-rcnn-r18w32_digits.py',
+     'mmdet'),
 ])
 def test_pretrained_checkpoint_loads_into_the_digits_configs(config, scope,
                                                              student_backbone_ckpt):

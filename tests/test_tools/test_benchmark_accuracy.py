@@ -162,6 +162,31 @@ def test_sweep_rows_scale_every_loss_weight():
     assert list(benchmark_accuracy._configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']
 
 
+def test_rows_with_several_teachers_load_every_teacher():
+    """The two-teacher row trains the det task's extra teacher too, and each teacher entry of
+    the config gets the checkpoint trained from its own config; other rows keep one."""
+    multi = 'multiteacher-uncertainty_fpn'
+    assert set(benchmark_accuracy.teacher_slots(['det', 'seg'], ['pkd_fpn'])) == {'det', 'seg'}
+    slots = benchmark_accuracy.teacher_slots(['det', 'ins'], [multi, 'maskkd_mask-head'])
+    assert slots['det_gfl'] == ('det', benchmark_accuracy.EXTRA_TEACHERS['det']['gfl'])
+    assert set(slots) == {'det', 'det_gfl', 'ins'}
+    assert benchmark_accuracy.others('det', slots) == ['det_gfl']
+    teachers = {'det': dict(ckpt='retina.pth', sha='r'), 'det_gfl': dict(ckpt='gfl.pth', sha='g'),
+                'ins': dict(ckpt='mask.pth', sha='m')}
+    config = benchmark_accuracy._configs('det', [multi])[multi]
+    overrides, sha = benchmark_accuracy.teacher_overrides('det', config, slots, teachers)
+    assert overrides == {'model.teachers.gfl.ckpt': 'gfl.pth',
+                         'model.teachers.retina.ckpt': 'retina.pth'} and sha == 'g+r'
+    model = load_config(config, overrides).model
+    assert model.teachers.gfl.ckpt == 'gfl.pth' and model.teachers.retina.ckpt == 'retina.pth'
+    mask = benchmark_accuracy._configs('ins', ['maskkd_mask-head'])['maskkd_mask-head']
+    assert benchmark_accuracy.teacher_overrides('ins', mask, slots, teachers) == (
+        {'model.teacher_ckpt': 'mask.pth'}, 'm')
+    # a row whose teacher the benchmark does not train says where to add it
+    with pytest.raises(SystemExit, match='EXTRA_TEACHERS'):
+        benchmark_accuracy.teacher_overrides('det', config, {'det': slots['det']}, teachers)
+
+
 def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
     import torch
 

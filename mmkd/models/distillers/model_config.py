@@ -36,7 +36,7 @@ def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
             raise KeyError(f'`{role}` with cfg_path accepts only cfg_path, pretrained and '
                            f'cfg_options; got also {sorted(unknown)}.')
         try:
-            source_cfg = _load_config(entry['cfg_path'])
+            source_cfg = load_model_file(entry['cfg_path'])
         except FileNotFoundError as err:
             raise FileNotFoundError(f'`{role}.cfg_path` {entry["cfg_path"]!r} was not found '
                                     f'({err}). Use a path or a `mmdet::` / `mmseg::` '
@@ -63,7 +63,9 @@ def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
     return model_cfg, source_cfg
 
 
-def _load_config(path: str) -> Config:
+def load_model_file(path: str) -> Config:
+    """The config file a model entry's ``cfg_path`` names (a path, or ``mmdet::...`` /
+    ``mmseg::...`` of the installed package)."""
     if '::' in path:  # a model-zoo config of an installed package, e.g. 'mmdet::...'
         # an mmdet 2 / mmseg 0.x name is mapped to its file here, or fails naming close ones
         return get_config(resolve_zoo_config(path), pretrained=False)
