@@ -382,6 +382,8 @@ def test_recipe_defaults_are_those_of_the_config_they_cite(name, place):
     (test_config_identity.py checks that the configs still build the explicit models they
     replaced, the losses with these settings)."""
     setting = recipes_module.RECIPES[name].settings[place]
+    assert set(setting.inputs) <= set(recipes_module.INPUTS)
+    assert set(setting.pair_args) <= {'stride', 'name'}
     path = osp.join(osp.dirname(CONFIGS), setting.source.split(':')[0])
     model = Config.fromfile(path).model
     assert model.recipes == [dict(type=name, on=place)]
