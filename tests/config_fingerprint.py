@@ -60,7 +60,8 @@ def _plain(value, root: str):
 
 def wiring_of(cfg, model) -> dict:
     """The five wiring dicts the Distiller was built with: the config's own, or with its
-    recipes expanded (the expansion adds to the config's dicts)."""
+    recipes expanded (the expansion adds to the config's dicts; there it also gives the
+    ``teacher_replays``, where the recipes or the config have any)."""
     if model.recipe_explicit_config:
         written_out = {}
         exec(model.recipe_explicit_config, written_out)
@@ -79,12 +80,15 @@ def fingerprint(cfg, model, root: str) -> dict:
     wiring = wiring_of(cfg, model)
     state = [[key, list(value.shape)] for key, value in model.state_dict().items()]
     rest = {k: v for k, v in cfg.to_dict().items() if k not in ('model', ) + HELPERS}
+    settings = {k: v for k, v in cfg.model.to_dict().items() if k not in WIRING + ('recipes', )}
+    if wiring.get('teacher_replays'):  # the replays the built model runs, recipes' included
+        settings['teacher_replays'] = wiring['teacher_replays']
     return _plain(dict(
         wiring={key: with_defaults(dict(wiring[key])) for key in WIRING},
         loss_order=list(model.distill_losses),
         distill_state=[entry for entry in state if not entry[0].startswith('student.')],
         state_digest=_digest(state),
-        model={k: v for k, v in cfg.model.to_dict().items() if k not in WIRING + ('recipes', )},
+        model=settings,
         config={key: _digest(_plain(value, root)) for key, value in rest.items()}), root)
 
 

@@ -206,6 +206,63 @@ def test_losses_that_align_channels_get_them_and_no_connector():
         from_data='data_samples')
 
 
+def test_gkd_maps_both_task_gradients_and_the_raw_student_feature_behind_a_connector():
+    out = expand([dict(type='GKD', levels=(0, ))], TinyModel(4), TinyModel(8))
+    mapping = out.loss_forward_mappings['loss_gkd_fpn0']
+    raw = dict(from_student=True, recorder='fpn', data_idx=0)
+    assert mapping == dict(
+        preds_S=dict(raw, connector='gkd_fpn0_conv'),
+        preds_T=dict(from_student=False, recorder='fpn', data_idx=0),
+        grads_S=dict(raw, gradient=True),
+        grads_T=dict(from_student=False, recorder='fpn', data_idx=0, gradient=True),
+        feats_S=raw)
+    # not a detector: no GT boxes, so neither BMFI nor data_samples
+    assert out.distill_losses['loss_gkd_fpn0'] == dict(type='GKDLoss', loss_weight=1.0,
+                                                       double_backward=False)
+
+
+def test_sokd_gets_each_levels_stride_and_name_and_adapts_channels_itself():
+    out = expand([dict(type='SoKD', on='neck', num_areas=4)], TinyModel(4, (8, 16)),
+                 TinyModel(8, (8, 16)))
+    assert out.connectors == {}
+    assert out.distill_losses['loss_sokd_fpn1'] == dict(
+        type='SoKDLoss', loss=dict(type='MSEFeatureLoss'), num_areas=4, loss_weight=1.0,
+        student_channels=4, teacher_channels=8, stride=16, name='fpn1')
+    assert 'data_samples' not in out.loss_forward_mappings['loss_sokd_fpn1']  # no boxes
+    with pytest.raises(TypeError, match=r"unknown keys \['stride'\]"):
+        parse_recipe(0, dict(type='SoKD', on='neck', stride=8))
+
+
+def test_selfreg_wraps_the_loss_and_regulates_on_the_students_own_logits():
+    student, teacher = TinyModel(num_classes=5), TinyModel(num_classes=5)
+    out = expand([dict(type='KD', on='seg_logits', selfreg=dict(mode='hybrid', conf_thr=0.7))],
+                 student, teacher)
+    assert out.distill_losses['loss_kd_logits'] == dict(
+        type='SignificanceWeightedLoss', name='loss_kd_logits', min_weight=0.1, conf_thr=0.7,
+        handled_ratio=0.9, mode='hybrid',
+        loss=dict(type='KDLoss', mode='softmax', tau=1.0, loss_weight=1.0))
+    logits = dict(from_student=True, recorder='logits')
+    assert out.loss_forward_mappings['loss_kd_logits'] == dict(
+        preds_S=logits, preds_T=dict(from_student=False, recorder='logits'),
+        data_samples=dict(from_data='data_samples'), student_logits=logits)
+    out = expand([dict(type='CWD', on='neck', selfreg='significance')], TinyModel(8),
+                 TinyModel(8))
+    assert out.distill_losses['loss_cwd_fpn2']['loss'] == dict(type='CWDLoss', loss_weight=10.0,
+                                                               tau=1.0)
+    assert 'student_logits' not in out.loss_forward_mappings['loss_cwd_fpn2']
+
+
+def test_logit_recipes_read_the_places_labels():
+    out = expand([dict(type='DKD', on='seg_logits'), dict(type='TopKD', on='seg_logits')],
+                 TinyModel(num_classes=5), TinyModel(num_classes=5))
+    for name in ('loss_dkd_logits', 'loss_topkd_logits'):
+        assert out.loss_forward_mappings[name]['labels'] == dict(from_data='gt_sem_seg')
+    assert out.distill_losses['loss_dkd_logits'] == dict(type='DKDLoss', alpha=1.0, beta=8.0,
+                                                         tau=4.0, warmup_iters=1000)
+    assert parse_recipe(0, dict(type='TopKD', on='dense_cls_logits', k=3)).loss['loss'] == dict(
+        type='TopKDLoss', mode='sigmoid', k=3)  # the inner loss's own arguments go inside
+
+
 def test_seg_logits_recipe_resizes_the_student_and_shares_an_explicit_recorder():
     student, teacher = TinyModel(num_classes=5, seg_stride=8), TinyModel(num_classes=5)
     logits = dict(type='ModuleOutputsRecorder', source='decode_head.conv_seg')
@@ -266,6 +323,13 @@ def test_the_probe_runs_on_meta_stand_ins_and_falls_back_to_real_tensors():
     (dict(type='KD', on='seg_logits', levels=(0, 1)), ValueError, 'Remove levels'),
     (dict(type='PKD', levels='all'), TypeError, 'levels must be student neck level indices'),
     ('PKD', TypeError, r"must be a dict with a type"),
+    (dict(type='KD', on='seg_logits', selfreg='always'), ValueError,
+     r"selfreg is a mode of SignificanceWeightedLoss, one of \['significance', 'regulated', "),
+    (dict(type='KD', on='seg_logits', selfreg=dict(mode='hybrid', name='x')), TypeError,
+     r"selfreg got unknown keys \['name'\]"),
+    (dict(type='CWD', on='neck', selfreg='hybrid'), ValueError,
+     r"judged on its own class logits, which recipe CWD on='neck' does not read: use it on "
+     r"\['seg_logits', 'dense_cls_logits'\], or selfreg='significance'"),
 ])
 def test_bad_recipes_fail_naming_the_problem_and_the_fix(recipe, error, match):
     with pytest.raises(error, match=match):
@@ -318,10 +382,22 @@ def test_recipe_defaults_are_those_of_the_config_they_cite(name, place):
     (test_config_identity.py checks that the configs still build the explicit models they
     replaced, the losses with these settings)."""
     setting = recipes_module.RECIPES[name].settings[place]
+    assert set(setting.inputs) <= set(recipes_module.INPUTS)
+    assert set(setting.pair_args) <= {'stride', 'name'}
     path = osp.join(osp.dirname(CONFIGS), setting.source.split(':')[0])
     model = Config.fromfile(path).model
     assert model.recipes == [dict(type=name, on=place)]
     assert not model.get('distill_losses')
+
+
+def test_selfreg_defaults_are_those_of_the_config_they_cite():
+    path = osp.join(osp.dirname(CONFIGS), recipes_module.SELFREG_SOURCE.split(':')[0])
+    model = Config.fromfile(path).model
+    assert model.recipes == [dict(type='KD', on='dense_cls_logits', selfreg='hybrid')]
+    with open(FIXTURE) as f:  # the loss that config was written out with before
+        loss = json.load(f)[osp.relpath(path, f'{CONFIGS}/distill')]['wiring'][
+            'distill_losses']['loss_kd_cls']
+    assert {k: loss[k] for k in recipes_module.SELFREG} == recipes_module.SELFREG
 
 
 # ---------------------------------------------------------------------- input size
@@ -394,6 +470,51 @@ def test_cwd_recipe_builds_the_model_of_the_explicit_digits_seg_config(monkeypat
 def test_kd_recipe_builds_the_model_of_the_explicit_dense_head_config(monkeypatch):
     _identical(f'{CONFIGS}/distill/kd/kd_logits_retina-r18_retina-r18w32_digits.py',
                det_batch(128), monkeypatch)
+
+
+@pytest.mark.parametrize('name, batch', [
+    ('gkd/gkd_fpn_retina-r18_retina-r18w32_digits.py', det_batch(128)),  # gradients, BMFI
+    ('sokd/sokd_mse_fpn_semfpn-r18_semfpn-r18w32_digits.py', seg_batch(128, num_classes=11)),
+    ('selfreg/selfreg-regulated_kd-logits_semfpn-r18_semfpn-r18w32_digits.py',
+     seg_batch(128, num_classes=11)),
+    ('topkd/topkd_logits_retina-r18_retina-r18w32_digits.py', det_batch(128)),
+])
+def test_recipes_of_the_other_methods_build_the_models_of_their_explicit_configs(
+        name, batch, monkeypatch):
+    _identical(f'{CONFIGS}/distill/{name}', batch, monkeypatch)
+
+
+def test_roi_recipe_replays_the_teachers_roi_head_and_trains():
+    # the digits Mask R-CNN pair: its RoI heads classify 10 digits + background
+    cfg = Config.fromfile(f'{CONFIGS}/distill/maskkd/maskkd_mask-head_mask-rcnn-r18_mask-rcnn-'
+                          'r18w32_digits.py')
+    cfg.model = dict(cfg.model, recipes=[dict(type='DKD', on='roi_cls_logits',
+                                              warmup_iters=0)])
+    model = build_random_distiller(cfg)
+    written_out = {}
+    exec(model.recipe_explicit_config, written_out)
+    replays = written_out['model']['teacher_replays']
+    assert replays['roi'] == recipes_module.ROI_REPLAY['teacher_replays']['roi']
+    assert set(replays) == {'mask', 'roi'}  # the config's own replay is kept
+    assert written_out['model']['loss_forward_mappings']['loss_dkd_roi']['labels'] == dict(
+        from_student=True, recorder='targets', data_idx=['bbox_targets', 0])
+    assert 'roi_out' in model.recipe_table
+    losses = train_step_losses(model, det_batch(128, masks=True))
+    assert torch.isfinite(losses['distill.loss_dkd_roi']) and losses['distill.loss_dkd_roi'] > 0
+    losses['distill.loss_dkd_roi'].backward()
+    assert model.student.roi_head.bbox_head.fc_cls.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_roi_recipe_needs_the_same_classes():
+    cfg = Config.fromfile(f'{CONFIGS}/distill/maskkd/maskkd_mask-head_mask-rcnn-r18_mask-rcnn-'
+                          'r18w32_digits.py')
+    cfg.model = dict(cfg.model, recipes=[dict(type='KD', on='roi_cls_logits')])
+    cfg.model.student = dict(cfg.model.student,
+                             cfg_options={'model.roi_head.bbox_head.num_classes': 7})
+    with pytest.raises(ValueError, match=r"the student's RoI head has 7 classes and the "
+                       r"teacher's 10"):
+        build_random_distiller(cfg, device='meta')
 
 
 def test_kd_recipe_reads_the_labels_where_each_dense_head_returns_them():

@@ -12,5 +12,9 @@ def test_lines_count_once_another_file_holds_them(tmp_path, capsys):
     # code lines: 2 + 4; only the _base_ line is in both files (b = 1 twice in one file is not)
     assert (result.files, result.lines, result.repeated) == (2, 6, 2)
     assert result.common == [("_base_ = 'x.py'", 2)]
+    assert (result.base_lines, result.base_repeated) == (2, 2)
     load_tool('analysis/config_repetition.py').main([str(tmp_path)])
-    assert '2 files, 6 code lines, 2 of them (33.3%) also in another file' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '2 files, 6 code lines, 2 of them (33.3%) also in another file' in out
+    assert ('without the _base_ statements (2 lines, 2 of them repeated): 4 code lines, 0 of '
+            'them (0.0%) also in another file') in out

@@ -9,21 +9,7 @@
 # significance first (default output data/cityscapes/leftImg8bit/train.significance.json):
 #   python tools/significance.py configs/distill/selfreg/<this file>
 _base_ = '../_base_/cityscapes_pspnet-r101_pspnet-r18.py'
-logits = dict(type='ModuleOutputsRecorder', source='decode_head.conv_seg')
-model = dict(
-    student_recorders=dict(logits=logits),
-    teacher_recorders=dict(logits=logits),
-    distill_losses=dict(
-        loss_kd_logits=dict(
-            type='SignificanceWeightedLoss', mode='hybrid', name='loss_kd_logits',
-            conf_thr=0.5, handled_ratio=0.9, min_weight=0.1,
-            loss=dict(type='KDLoss', mode='softmax', tau=1.0, loss_weight=1.0))),
-    loss_forward_mappings=dict(
-        loss_kd_logits=dict(
-            data_samples=dict(from_data='data_samples'),
-            student_logits=dict(from_student=True, recorder='logits'),
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits'))))
+model = dict(recipes=[dict(type='KD', on='seg_logits', selfreg='hybrid')])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

@@ -5,8 +5,8 @@
 # mean 1 over the batch). Write the significance first (the default output is
 # data/digits/annotations/instances_train.significance.json, where SignificanceSubset looks):
 #   python tools/significance.py configs/distill/selfreg/<this file>
-_base_ = './selfreg-regulated_kd-logits_retina-r18_retina-r18w32_digits.py'
-model = dict(distill_losses=dict(loss_kd_cls=dict(mode='hybrid')))
+_base_ = '../_base_/digits_det.py'
+model = dict(recipes=[dict(type='KD', on='dense_cls_logits', selfreg='hybrid')])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

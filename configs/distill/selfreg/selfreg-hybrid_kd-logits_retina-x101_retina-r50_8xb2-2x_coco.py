@@ -10,27 +10,7 @@
 # data/coco/annotations/instances_train2017.significance.json):
 #   python tools/significance.py configs/distill/selfreg/<this file>
 _base_ = '../_base_/coco_retina-x101_retina-r50.py'
-model = dict(
-    student_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward'),
-        targets=dict(type='MethodOutputsRecorder', source='bbox_head.get_targets')),
-    teacher_recorders=dict(
-        cls=dict(type='MethodOutputsRecorder', source='bbox_head.forward')),
-    distill_losses=dict(
-        loss_kd_cls=dict(
-            type='SignificanceWeightedLoss', mode='hybrid', name='loss_kd_cls',
-            num_classes=80, conf_thr=0.5, min_weight=0.1,
-            loss=dict(
-                type='DenseHeadLogitLoss', num_classes=80, loss_weight=1.0,
-                select=('positive', 'confident'), score_thr=0.5, max_locations=2000,
-                loss=dict(type='KDLoss', mode='sigmoid', tau=1.0)))),
-    loss_forward_mappings=dict(
-        loss_kd_cls=dict(
-            data_samples=dict(from_data='data_samples'),
-            student_logits=dict(from_student=True, recorder='cls', data_idx=0),
-            preds_S=dict(from_student=True, recorder='cls', data_idx=0),
-            preds_T=dict(from_student=False, recorder='cls', data_idx=0),
-            labels=dict(from_student=True, recorder='targets', data_idx=0))))
+model = dict(recipes=[dict(type='KD', on='dense_cls_logits', selfreg='hybrid')])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

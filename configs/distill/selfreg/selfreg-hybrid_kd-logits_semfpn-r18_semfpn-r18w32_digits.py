@@ -5,8 +5,8 @@
 # mean 1 over the batch). Write the significance first (the default output is
 # data/digits/images/train.significance.json, beside the image folder):
 #   python tools/significance.py configs/distill/selfreg/<this file>
-_base_ = './selfreg-regulated_kd-logits_semfpn-r18_semfpn-r18w32_digits.py'
-model = dict(distill_losses=dict(loss_kd_logits=dict(mode='hybrid')))
+_base_ = '../_base_/digits_seg.py'
+model = dict(recipes=[dict(type='KD', on='seg_logits', selfreg='hybrid')])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

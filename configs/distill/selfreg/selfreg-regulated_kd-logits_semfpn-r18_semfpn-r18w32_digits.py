@@ -7,19 +7,4 @@
 # SignificanceWeightedLoss. The thresholds are this project's choice (the paper's are not
 # public).
 _base_ = '../_base_/digits_seg.py'
-logits = dict(type='ModuleOutputsRecorder', source='decode_head.conv_seg')
-model = dict(
-    student_recorders=dict(logits=logits),
-    teacher_recorders=dict(logits=logits),
-    distill_losses=dict(
-        loss_kd_logits=dict(
-            type='SignificanceWeightedLoss', mode='regulated', name='loss_kd_logits',
-            conf_thr=0.5, handled_ratio=0.9, min_weight=0.1,
-            loss=dict(type='KDLoss', mode='softmax', tau=1.0, loss_weight=1.0))),
-    loss_forward_mappings=dict(
-        loss_kd_logits=dict(
-            data_samples=dict(from_data='data_samples'),
-            # the student's own logits decide which images it still needs
-            student_logits=dict(from_student=True, recorder='logits'),
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits'))))
+model = dict(recipes=[dict(type='KD', on='seg_logits', selfreg='regulated')])

@@ -9,19 +9,7 @@
 # output data/coco/annotations/instances_train2017.significance.json):
 #   python tools/significance.py configs/distill/selfreg/<this file>
 _base_ = '../_base_/coco_frcnn-r101_frcnn-r50.py'
-levels = (0, 1, 2, 3, 4)
-model = dict(
-    distill_losses={
-        f'loss_cwd_fpn{i}': dict(
-            type='SignificanceWeightedLoss', mode='significance', name=f'loss_cwd_fpn{i}',
-            min_weight=0.1, loss=dict(type='CWDLoss', loss_weight=10.0, tau=1.0))
-        for i in levels},
-    loss_forward_mappings={
-        f'loss_cwd_fpn{i}': dict(
-            data_samples=dict(from_data='data_samples'),
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-        for i in levels})
+model = dict(recipes=[dict(type='CWD', on='neck', selfreg='significance')])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

@@ -4,4 +4,4 @@
 # unused in this mode). Write the significance first:
 #   python tools/significance.py configs/distill/selfreg/<this file>
 _base_ = './selfreg-hybrid_kd-logits_semfpn-r18_semfpn-r18w32_digits.py'
-model = dict(distill_losses=dict(loss_kd_logits=dict(mode='significance')))
+model = dict(recipes=[dict(type='KD', on='seg_logits', selfreg='significance')])

@@ -4,9 +4,6 @@
 # constants (P = 10 areas, refiner bounds 0.3, DAM and refiner weights 1) are ours: the paper's
 # are not public. The refiner gets its own parameter group, without weight decay.
 _base_ = './sokd_mse_fpn_frcnn-r101_frcnn-r50_8xb2-2x_coco.py'
-# the MSE config's SoKD losses, mappings and optimizer, with CKA as the wrapped loss
-model = dict(
-    distill_losses={
-        f'loss_sokd_fpn{i}': dict(loss=dict(_delete_=True, type='CKALoss', centered=False),
-                                  loss_weight=10.0)
-        for i in range(5)})
+# (the MSE config's optimizer; CKA as the wrapped loss)
+model = dict(recipes=[
+    dict(type='SoKD', on='neck', loss=dict(type='CKALoss', centered=False), loss_weight=10.0)])

@@ -6,19 +6,7 @@
 # gets its own parameter group, without weight decay (it would pull its magnitudes to the
 # middle of their ranges).
 _base_ = '../_base_/coco_retina-x101_retina-r50.py'
-strides = (8, 16, 32, 64, 128)
-model = dict(
-    distill_losses={
-        f'loss_sokd_fpn{i}': dict(type='SoKDLoss', loss=dict(type='MSEFeatureLoss'),
-                                  student_channels=256, teacher_channels=256, stride=stride,
-                                  num_areas=10, loss_weight=1.0, name=f'fpn{i}')
-        for i, stride in enumerate(strides)},
-    loss_forward_mappings={
-        f'loss_sokd_fpn{i}': dict(
-            preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-            preds_T=dict(from_student=False, recorder='fpn', data_idx=i),
-            data_samples=dict(from_data='data_samples'))
-        for i in range(len(strides))})
+model = dict(recipes=[dict(type='SoKD', on='neck')])
 optim_wrapper = dict(
     constructor='mmkd.DistillOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={'.refiner.': dict(lr_mult=1.0, decay_mult=0.0)}))

@@ -3,5 +3,5 @@
 # sigmoid mode's weak gradient on dense heads (TopKDLoss docstring, benchmarks/RESULTS.md). With
 # no KD term (kd_weight=0), TopKDLoss's mode only decides that centring, so mode='softmax' is
 # exactly "centred sigmoid TopKD" here: no softmax is taken anywhere.
-_base_ = './topkd_logits_retina-r18_retina-r18w32_digits.py'
-model = dict(distill_losses=dict(loss_topkd_cls=dict(loss=dict(mode='softmax'))))
+_base_ = '../_base_/digits_det.py'
+model = dict(recipes=[dict(type='TopKD', on='dense_cls_logits', mode='softmax')])

@@ -132,7 +132,8 @@ class Distiller(BaseModel):
             expanded when the model is built, after probing both models once on a dummy
             image, into recorders, connectors, losses and mappings that are added to the
             explicit ones (neck levels paired by stride, connectors where channels or sizes
-            differ, each method's published weight and levels); the pairing table goes to the
+            differ, each method's published weight and levels; RoI-head recipes add the
+            teacher replay they read to ``teacher_replays``); the pairing table goes to the
             log and to :attr:`recipe_table`. See :mod:`.recipes`. Defaults to None.
         input_size (int | tuple, optional): (H, W) of the training images, for the recipes'
             probe only; None reads it from the student's config (its
@@ -234,11 +235,13 @@ class Distiller(BaseModel):
                 student_recorders=student_recorders,
                 teacher_recorders=teacher_recorders[DEFAULT_TEACHER],
                 connectors=connectors, distill_losses=distill_losses,
-                loss_forward_mappings=loss_forward_mappings), size, origin)
+                loss_forward_mappings=loss_forward_mappings, teacher_replays=teacher_replays),
+                size, origin)
             student_recorders = expansion.student_recorders
             teacher_recorders[DEFAULT_TEACHER] = expansion.teacher_recorders
             connectors, distill_losses = expansion.connectors, expansion.distill_losses
             loss_forward_mappings = expansion.loss_forward_mappings
+            teacher_replays = expansion.teacher_replays or None
             self.recipe_table = expansion.table()
             self.recipe_explicit_config = expansion.explicit_config()
             log_expansion(expansion)

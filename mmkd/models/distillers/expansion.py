@@ -18,13 +18,20 @@ explicit dicts it takes (``student_recorders``, ``teacher_recorders``, ``connect
   the student side, conv first); losses that adapt channels themselves (MGD, FGD) get
   ``student_channels`` / ``teacher_channels`` instead, losses that resize themselves (PKD,
   PCKA) or take any shape (CKA on features) get none;
-* **losses** ``loss_<name>_fpn<i>`` (i the student level), ``loss_<name>_logits``,
-  ``loss_<name>_cls``, with the method's published setting (:data:`.recipes.RECIPES`).
+* **losses** ``loss_<name>_fpn<i>`` (i the student level), ``loss_<name>_head``,
+  ``loss_<name>_logits``, ``loss_<name>_cls``, ``loss_<name>_roi``, with the method's
+  published setting (:data:`.recipes.RECIPES`), and what else it reads mapped: labels (the
+  place's), GT boxes (``data_samples``, on detectors), task-loss gradients
+  (``gradient=True``); per pair the stride and name where the loss takes them; wrapped in
+  ``SignificanceWeightedLoss`` for ``selfreg``;
+* **RoI class scores** (``roi_cls_logits``, two-stage detectors): no probe (both heads give
+  num_classes + 1 scores per RoI, checked); the student's RoI head is recorded and the
+  teacher's replayed on the student's RoIs (``teacher_replays``, :data:`.recipes.ROI_REPLAY`).
 
-Recipes add to the explicit dicts, never replace: a recorder the config already defines with
-the same source is shared; any other name clash is an error. The pairing table goes to the
-build log (``print_log``, logger ``'current'``) and to ``Distiller.recipe_table``, the wiring
-as config text to ``Distiller.recipe_explicit_config``.
+Recipes add to the explicit dicts (and ``teacher_replays``), never replace: a recorder or
+replay the config already defines alike is shared; any other name clash is an error. The
+pairing table goes to the build log (``print_log``, logger ``'current'``) and to
+``Distiller.recipe_table``, the wiring as config text to ``Distiller.recipe_explicit_config``.
 """
 import copy
 import inspect
@@ -38,8 +45,11 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS
 from .model_config import get_num_classes
 from .probe import padded_size, probe, shape_of
-from .recipes import PLACES, TARGETS, Place, Recipe, parse_recipe
+from .recipes import PLACES, ROI_REPLAY, TARGETS, Place, Recipe, parse_recipe
 
+#: The Distiller's arguments an expansion returns (and ``teacher_replays``).
+WIRING = ('student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
+          'loss_forward_mappings')
 #: Two levels pair when their strides differ by less than this factor (log2 distance 0.25):
 #: one stride's rounding (a 7-cell level of an 800 px side) still pairs, the next octave not.
 STRIDE_TOLERANCE_LOG2 = 0.25
@@ -92,18 +102,35 @@ def labels_index(head: nn.Module) -> int:
     return 1 if isinstance(head, (ATSSHead, GFLHead)) else 0
 
 
-def format_stride(stride: float) -> str:
-    """The nominal stride: the power of two within the pairing tolerance (a 13x21 level of an
-    800x1344 input is stride 64, not 62.7), else the measured value.
+def nominal_stride(stride: float) -> Optional[int]:
+    """The power of two within the pairing tolerance (a 13x21 level of an 800x1344 input is
+    stride 64, not 62.7), else the nearest int if within 5%, else None.
 
     Example:
-        >>> format_stride(62.7), format_stride(8.0), format_stride(12.0)
-        ('64', '8', '12')
+        >>> nominal_stride(62.7), nominal_stride(8.0), nominal_stride(12.0), nominal_stride(2.8)
+        (64, 8, 12, None)
     """
     octave = round(math.log2(stride))
     if abs(math.log2(stride) - octave) < STRIDE_TOLERANCE_LOG2:
-        return str(2 ** octave)
-    return str(round(stride)) if abs(stride - round(stride)) < 0.05 * stride else f'{stride:.1f}'
+        return 2 ** octave
+    return round(stride) if abs(stride - round(stride)) < 0.05 * stride else None
+
+
+def format_stride(stride: float) -> str:
+    """The nominal stride (:func:`nominal_stride`), else the measured value.
+
+    Example:
+        >>> format_stride(62.7), format_stride(2.8)
+        ('64', '2.8')
+    """
+    nominal = nominal_stride(stride)
+    return f'{stride:.1f}' if nominal is None else str(nominal)
+
+
+def is_detector(model: nn.Module) -> bool:
+    """Whether ``model`` is an mmdet detector (its samples have GT boxes)."""
+    from mmdet.models.detectors import BaseDetector
+    return isinstance(model, BaseDetector)
 
 
 # ---------------------------------------------------------------------- expansion
@@ -115,13 +142,15 @@ class Expansion:
     connectors: dict
     distill_losses: dict
     loss_forward_mappings: dict
+    teacher_replays: dict = field(default_factory=dict)
     rows: List[Tuple[str, ...]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     input_note: str = ''
 
     def explicit_config(self) -> str:
-        """The expansion as config text (``model = dict(student_recorders=..., ...)``): what
-        to write instead of the recipes for full control over the wiring.
+        """The expansion as config text (``model = dict(student_recorders=..., ...)``, and
+        ``teacher_replays`` where there are any): what to write instead of the recipes for full
+        control over the wiring.
 
         Example:
             >>> text = Expansion({}, {}, {}, dict(loss_a=dict(type='PKDLoss')),
@@ -137,8 +166,7 @@ class Expansion:
                     loss_a=dict()))
         """
         parts = []
-        for key in ('student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
-                    'loss_forward_mappings'):
+        for key in WIRING + (('teacher_replays', ) if self.teacher_replays else ()):
             entries = getattr(self, key)
             inner = ''.join(f'\n        {name}={_py(value)},' for name, value in entries.items())
             parts.append(f'    {key}=dict({inner.rstrip(",")})')
@@ -167,27 +195,27 @@ def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Modu
         recipes (list[dict]): The recipes.
         student, teacher (nn.Module): The built models (probed once each).
         explicit (dict): The config's own ``student_recorders``, ``teacher_recorders``,
-            ``connectors``, ``distill_losses`` and ``loss_forward_mappings`` (may be None);
-            recipes add to copies of them.
+            ``connectors``, ``distill_losses``, ``loss_forward_mappings`` and
+            ``teacher_replays`` (may be None); recipes add to copies of them.
         input_size (tuple): (H, W) of the training images, before each side's padding.
         input_origin (str): Where ``input_size`` comes from, for the log.
 
     Returns:
-        Expansion: the five dicts, the table rows and notes (``.table()``).
+        Expansion: the five dicts and the teacher replays, the table rows and notes
+        (``.table()``).
     """
     if not isinstance(recipes, (list, tuple)):
         raise TypeError(f"recipes must be a list of dicts such as dict(type='PKD', on='neck'), "
                         f'got {type(recipes).__name__}.')
     parsed = [parse_recipe(i, r) for i, r in enumerate(recipes)]
-    out = Expansion(*(dict(copy.deepcopy(explicit.get(k)) or {}) for k in (
-        'student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
-        'loss_forward_mappings')))
+    out = Expansion(*(dict(copy.deepcopy(explicit.get(k)) or {})
+                      for k in WIRING + ('teacher_replays', )))
     models = dict(student=student, teacher=teacher)
     inputs = {side: padded_size(input_size, model) for side, model in models.items()}
     out.input_note = (f'{input_size[0]}x{input_size[1]} from {input_origin}; padded: student '
                       f'{inputs["student"][0]}x{inputs["student"][1]}, teacher '
                       f'{inputs["teacher"][0]}x{inputs["teacher"][1]}')
-    places = {r.on: PLACES[r.on] for r in parsed}
+    places = {r.on: PLACES[r.on] for r in parsed if PLACES[r.on].probe}
     for recipe in parsed:
         for side, model in models.items():
             _check_module(model, side, PLACES[recipe.on], recipe)
@@ -198,15 +226,18 @@ def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Modu
         _add_recorder(out.student_recorders, 'student_recorders', *TARGETS)
     run_head = any(p.head for p in places.values())
     probed = {side: probe(model, {p.recorder: p.cfg for p in places.values()}, inputs[side],
-                          side, run_head) for side, model in models.items()}
+                          side, run_head) if places else {} for side, model in models.items()}
     for recipe in parsed:
+        if recipe.on == 'roi_cls_logits':
+            _expand_roi_logits(recipe, out, student, teacher)
+            continue
         records = {side: probed[side][PLACES[recipe.on].recorder] for side in models}
         if recipe.on == 'neck':
-            _expand_neck(recipe, records, inputs, out)
-        elif recipe.on == 'seg_logits':
-            _expand_single(recipe, records, inputs, out)
-        else:
+            _expand_neck(recipe, records, inputs, out, student)
+        elif recipe.on == 'dense_cls_logits':
             _expand_dense_logits(recipe, records, inputs, out, student)
+        else:
+            _expand_single(recipe, records, inputs, out, student)
     return out
 
 
@@ -233,8 +264,10 @@ def _check_module(model: nn.Module, side: str, place: Place, recipe: Recipe) -> 
     except AttributeError:
         top = [n for n, _ in model.named_children()]
         what = {'neck': 'no neck', 'decode_head.conv_seg': 'no decode_head.conv_seg (an mmseg '
-                'decode head\'s classifier)', 'bbox_head': 'no bbox_head (a dense detection '
-                'head)'}[place.module]
+                'decode head\'s classifier)', 'decode_head.bottleneck': 'no '
+                'decode_head.bottleneck (the features of a PSP / UPer / ASPP decode head)',
+                'bbox_head': 'no bbox_head (a dense detection head)', 'roi_head': 'no roi_head '
+                '(a two-stage detector\'s RoI head)'}[place.module]
         others = [p for p in recipe.method.settings if p != recipe.on]
         raise ValueError(
             f'recipes[{recipe.index}] ({recipe.label}): the {side} ({type(model).__name__}) has '
@@ -245,13 +278,23 @@ def _check_module(model: nn.Module, side: str, place: Place, recipe: Recipe) -> 
 
 
 def _add_recorder(recorders: dict, key: str, name: str, cfg: dict) -> None:
+    """Add a recorder (or a teacher replay) the recipes need; one defined alike is shared."""
     if name in recorders:
-        if dict(recorders[name]) != cfg:
-            raise ValueError(f'Recipes record {cfg} as {key}[{name!r}], but the config defines '
-                             f'{key}[{name!r}] = {dict(recorders[name])}: rename that recorder '
-                             'in the explicit part of the config.')
+        if _plain(recorders[name]) != _plain(cfg):
+            raise ValueError(f'Recipes define {key}[{name!r}] = {cfg}, but the config defines '
+                             f'{key}[{name!r}] = {_plain(recorders[name])}: rename that one in '
+                             'the explicit part of the config.')
         return
     recorders[name] = copy.deepcopy(cfg)
+
+
+def _plain(value):
+    """Dicts and lists of a config (mmengine's ConfigDict, tuples) as plain ones."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _add(out: Expansion, recipe: Recipe, key: str, name: str, value: dict) -> None:
@@ -268,12 +311,15 @@ def _shape_text(shape) -> str:
 
 
 def _wire(recipe: Recipe, out: Expansion, suffix: str, s_spec: dict, t_spec: dict,
-          s_shape, t_shape) -> Tuple[str, str]:
-    """Add the connectors and the loss of one pair; return (connector text, loss name)."""
+          s_shape, t_shape, student: nn.Module,
+          stride: Optional[float] = None) -> Tuple[str, str]:
+    """Add the connectors and the loss of one pair (shapes None: class scores, compared as
+    they are); return (connector text, loss name)."""
     setting, loss = recipe.setting, copy.deepcopy(recipe.loss)
     base = f'{recipe.name}_{suffix}'
+    raw_S = copy.deepcopy(s_spec)  # the student's tensor before any connector
     connectors = []
-    (cs, *hw_s), (ct, *hw_t) = s_shape, t_shape
+    (cs, *hw_s), (ct, *hw_t) = s_shape or (None, ), t_shape or (None, )
     if cs != ct:
         if setting.channels == 'connector':
             connectors.append((f'{base}_conv', dict(type='ConvConnector', in_channels=cs,
@@ -292,16 +338,47 @@ def _wire(recipe: Recipe, out: Expansion, suffix: str, s_spec: dict, t_spec: dic
     if connectors:
         names = [name for name, _, _ in connectors]
         s_spec['connector'] = names[0] if len(names) == 1 else names
+    detector = is_detector(student)
+    term = setting.box_term
+    if term and detector and loss.get(term, {}) is not None:
+        # the box term sees preds_S after the connectors: the teacher's channels if converted
+        loss[term] = dict(student_channels=ct if connectors else cs, teacher_channels=ct,
+                          **(loss.get(term) or {}))
+    if 'stride' in setting.pair_args:
+        loss['stride'] = nominal_stride(stride) or stride
+    if 'name' in setting.pair_args:
+        loss['name'] = suffix
     loss_name = f'loss_{base}'
-    _add(out, recipe, 'distill_losses', loss_name, loss)
     mapping = dict(preds_S=s_spec, preds_T=t_spec)
-    if setting.data_samples:
+    if 'data_samples' in setting.inputs or ('boxes' in setting.inputs and detector):
         mapping['data_samples'] = dict(from_data='data_samples')
+    if 'gradients' in setting.inputs:
+        mapping.update(grads_S=dict(raw_S, gradient=True), grads_T=dict(t_spec, gradient=True))
+        if connectors:
+            mapping['feats_S'] = raw_S
+    if 'labels' in setting.inputs:
+        mapping['labels'] = _labels_spec(recipe, student)
+    if recipe.selfreg:
+        loss = dict(type='SignificanceWeightedLoss', name=loss_name, **recipe.selfreg,
+                    **({'num_classes': loss['num_classes']} if 'num_classes' in loss else {}),
+                    loss=loss)
+        mapping['data_samples'] = dict(from_data='data_samples')
+        if PLACES[recipe.on].class_maps:  # the student's own class logits regulate it
+            mapping['student_logits'] = raw_S
+    _add(out, recipe, 'distill_losses', loss_name, loss)
     _add(out, recipe, 'loss_forward_mappings', loss_name, mapping)
     text = ' + '.join(t for _, _, t in connectors) or '-'
     if hw_s != hw_t and setting.size == 'loss':
         text = (text + ' (loss resizes)') if connectors else '- (loss resizes)'
     return text, loss_name
+
+
+def _labels_spec(recipe: Recipe, student: nn.Module) -> dict:
+    """The spec of the place's labels (the dense heads' index: :func:`labels_index`)."""
+    spec = copy.deepcopy(PLACES[recipe.on].labels)
+    if recipe.on == 'dense_cls_logits':
+        spec['data_idx'] = labels_index(student.bbox_head)
+    return spec
 
 
 def _weight(recipe: Recipe) -> str:
@@ -318,7 +395,8 @@ def _levels_of(record, side: str, recipe: Recipe) -> List[Tensor]:
     return levels
 
 
-def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion) -> None:
+def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
+                 student: nn.Module) -> None:
     s_levels = _levels_of(records['student'], 'student', recipe)
     t_levels = _levels_of(records['teacher'], 'teacher', recipe)
     s_shapes = [shape_of(t) for t in s_levels]
@@ -363,13 +441,14 @@ def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion) ->
         s_spec = dict(from_student=True, recorder=recorder, data_idx=i)
         t_spec = dict(from_student=False, recorder=recorder, data_idx=j)
         connector, loss_name = _wire(recipe, out, f'{PLACES["neck"].suffix}{i}', s_spec, t_spec,
-                                     s_shapes[i], t_shapes[j])
+                                     s_shapes[i], t_shapes[j], student, s_strides[i])
         out.rows.append((label, f'fpn{i}', f'fpn{j}', format_stride(s_strides[i]),
                          _shape_text(s_shapes[i]), _shape_text(t_shapes[j]), connector,
                          f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
 
 
-def _expand_single(recipe: Recipe, records: dict, inputs: dict, out: Expansion) -> None:
+def _expand_single(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
+                   student: nn.Module) -> None:
     place = PLACES[recipe.on]
     shapes = {}
     for side in ('student', 'teacher'):
@@ -379,10 +458,10 @@ def _expand_single(recipe: Recipe, records: dict, inputs: dict, out: Expansion) 
                              f'{place.module} does not return one (N, C, H, W) map.')
     s_spec = dict(from_student=True, recorder=place.recorder)
     t_spec = dict(from_student=False, recorder=place.recorder)
+    strides = [level_stride(inputs[side], shapes[side][1:]) for side in ('student', 'teacher')]
     connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, shapes['student'],
-                                 shapes['teacher'])
-    stride = (f'{format_stride(level_stride(inputs["student"], shapes["student"][1:]))} / '
-              f'{format_stride(level_stride(inputs["teacher"], shapes["teacher"][1:]))}')
+                                 shapes['teacher'], student, strides[0])
+    stride = ' / '.join(format_stride(s) for s in strides)
     out.rows.append((recipe.label, place.recorder, place.recorder, stride,
                      _shape_text(shapes['student']), _shape_text(shapes['teacher']), connector,
                      f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
@@ -413,11 +492,32 @@ def _expand_dense_logits(recipe: Recipe, records: dict, inputs: dict, out: Expan
     s_spec = dict(from_student=True, recorder=place.recorder, data_idx=0)
     t_spec = dict(from_student=False, recorder=place.recorder, data_idx=0)
     connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, s_shapes[0],
-                                 t_shapes[0])
-    out.loss_forward_mappings[loss_name]['labels'] = dict(
-        from_student=True, recorder=TARGETS[0], data_idx=labels_index(student.bbox_head))
+                                 t_shapes[0], student)
     strides = ','.join(format_stride(level_stride(inputs['student'], s[1:])) for s in s_shapes)
     out.rows.append((recipe.label, f'cls ({len(s_shapes)} levels)', f'cls ({len(t_shapes)})',
                      strides, _shape_text(s_shapes[0]) + (', ...' if len(s_shapes) > 1 else ''),
                      _shape_text(t_shapes[0]) + (', ...' if len(t_shapes) > 1 else ''),
                      connector, f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
+
+
+def _expand_roi_logits(recipe: Recipe, out: Expansion, student: nn.Module,
+                       teacher: nn.Module) -> None:
+    classes = {side: get_num_classes(model) for side, model in (('student', student),
+                                                                ('teacher', teacher))}
+    if classes['student'] != classes['teacher']:
+        raise ValueError(f'recipes[{recipe.index}] ({recipe.label}) compares class scores, but '
+                         f'the student\'s RoI head has {classes["student"]} classes and the '
+                         f'teacher\'s {classes["teacher"]}: use a teacher trained on the same '
+                         "classes, or a feature recipe (on='neck').")
+    for side in ('student', 'teacher'):
+        key = f'{side}_recorders'
+        for name, cfg in ROI_REPLAY[key].items():
+            _add_recorder(getattr(out, key), key, name, cfg)
+    for name, cfg in ROI_REPLAY['teacher_replays'].items():
+        _add_recorder(out.teacher_replays, 'teacher_replays', name, cfg)
+    _, loss_name = _wire(recipe, out, PLACES[recipe.on].suffix,
+                         copy.deepcopy(ROI_REPLAY['preds_S']),
+                         copy.deepcopy(ROI_REPLAY['preds_T']), None, None, student)
+    out.rows.append((recipe.label, 'roi_out', 'roi (replayed)', '-',
+                     f'RoIs x {classes["student"] + 1}', f'RoIs x {classes["teacher"] + 1}', '-',
+                     f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))

@@ -8,48 +8,90 @@ A recipe is a dict in the Distiller's ``recipes`` list::
 with ``type`` (a method of :data:`RECIPES`, case-insensitive), ``on`` (one of
 :data:`PLACES`; optional where the method has one place), and optionally ``loss_weight``,
 ``levels`` (student neck levels, e.g. ``(0, 1, 2)``), ``name`` (the part of the names that
-says the method, ``'pkd'`` by default) and any argument of the method's loss (``tau``,
-``patch_size`` ...; checked against its signature).
+says the method, ``'pkd'`` by default), ``selfreg`` (self-regulated distillation around the
+loss: a mode of ``SignificanceWeightedLoss``, ``'significance'``, ``'regulated'`` or
+``'hybrid'``, or a dict of its arguments with the mode, see :data:`SELFREG`) and any argument
+of the method's loss (``tau``, ``patch_size`` ...; checked against its signature).
 
 Each method has its published setting per place (:class:`Setting`: the loss and its weight,
-the default levels, and whether the loss needs equal channels / sizes or adapts them itself),
-taken from the shipped COCO / Cityscapes configs it cites, whose first comments cite the
-papers (a test checks that the two agree). :mod:`.expansion` turns checked recipes into the
-explicit wiring when the model is built.
+the default levels, whether the loss needs equal channels / sizes or adapts them itself, and
+what else it reads: labels, GT boxes, task-loss gradients), taken from the shipped COCO /
+Cityscapes configs it cites, whose first comments cite the papers (a test checks that the two
+agree). :mod:`.expansion` turns checked recipes into the explicit wiring when the model is
+built.
 """
 import copy
 import inspect
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmkd.registry import MODELS
 
 #: Keys every recipe may have; the rest are arguments of the method's loss.
-RECIPE_KEYS = ('type', 'on', 'loss_weight', 'levels', 'name')
+RECIPE_KEYS = ('type', 'on', 'loss_weight', 'levels', 'name', 'selfreg')
 
 
 @dataclass(frozen=True)
 class Place:
-    """Where a recipe reads: the recorder both sides get and what it records."""
+    """Where a recipe reads: the recorder both sides get and what it records.
+
+    Args:
+        labels (dict, optional): The spec of the labels a loss that takes ``labels`` gets here.
+        class_maps (bool): The student's tensor here is its class logits, per pixel or per
+            dense-head location: self-regulation (``selfreg``) decides on it.
+        probe (bool): Shapes come from probing both models; False where the tensors are class
+            scores of equal classes, checked without a forward (the RoI head's).
+    """
     recorder: str
     cfg: dict
     suffix: str
     module: str  # the submodule that must exist on both models
     data_idx: Optional[int] = None
     head: bool = False  # the head must run (teacher 'tensor' forward, probe '_forward')
+    labels: Optional[dict] = None
+    class_maps: bool = False
+    probe: bool = True
 
 
+_NECK = dict(type='ModuleOutputsRecorder', source='neck')
+_BBOX_FORWARD = dict(type='MethodOutputsRecorder', source='bbox_head.forward')
+_ROI_FORWARD = 'roi_head._bbox_forward'
 #: The places a recipe can read (``on=``).
 PLACES = {
-    'neck': Place('fpn', dict(type='ModuleOutputsRecorder', source='neck'), 'fpn', 'neck'),
+    'neck': Place('fpn', _NECK, 'fpn', 'neck'),
+    'seg_head': Place('head', dict(type='ModuleOutputsRecorder',
+                                   source='decode_head.bottleneck'),
+                      'head', 'decode_head.bottleneck', head=True),
     'seg_logits': Place('logits', dict(type='ModuleOutputsRecorder',
                                        source='decode_head.conv_seg'),
-                        'logits', 'decode_head.conv_seg', head=True),
-    'dense_cls_logits': Place('cls', dict(type='MethodOutputsRecorder', source='bbox_head.forward'),
-                              'cls', 'bbox_head', data_idx=0, head=True),
+                        'logits', 'decode_head.conv_seg', head=True,
+                        labels=dict(from_data='gt_sem_seg'), class_maps=True),
+    # the labels' index in get_targets' outputs depends on the head (expansion.labels_index)
+    'dense_cls_logits': Place('cls', _BBOX_FORWARD, 'cls', 'bbox_head', data_idx=0, head=True,
+                              labels=dict(from_student=True, recorder='targets'),
+                              class_maps=True),
+    'roi_cls_logits': Place('roi_out', dict(type='MethodOutputsRecorder', source=_ROI_FORWARD),
+                            'roi', 'roi_head', labels=dict(
+                                from_student=True, recorder='targets',
+                                data_idx=['bbox_targets', 0]), probe=False),
 }
 #: The student's assigner labels, which dense-head logit distillation selects locations by.
 TARGETS = ('targets', dict(type='MethodOutputsRecorder', source='bbox_head.get_targets'))
+#: The RoI head's class scores, both on the RoIs the student sampled: the student records its
+#: RoI head's inputs (the RoIs, data_idx 1), outputs and targets (the sampled RoIs' labels,
+#: background = num_classes); the teacher's ``roi_head._bbox_forward`` is replayed under
+#: no_grad on its own FPN features and those RoIs (``teacher_replays``), and read as ``roi``.
+ROI_REPLAY = dict(
+    student_recorders=dict(
+        roi_in=dict(type='MethodInputsRecorder', source=_ROI_FORWARD),
+        roi_out=dict(type='MethodOutputsRecorder', source=_ROI_FORWARD),
+        targets=dict(type='MethodOutputsRecorder', source='roi_head.bbox_head.loss_and_target')),
+    teacher_recorders=dict(fpn=_NECK),
+    teacher_replays=dict(roi=dict(method=_ROI_FORWARD, args=[
+        dict(from_student=False, recorder='fpn'),
+        dict(from_student=True, recorder='roi_in', data_idx=1)])),
+    preds_S=dict(from_student=True, recorder='roi_out', data_idx='cls_score'),
+    preds_T=dict(from_student=False, recorder='roi', data_idx='cls_score'))
 
 
 @dataclass(frozen=True)
@@ -57,7 +99,8 @@ class Setting:
     """A method's published setting at one place.
 
     Args:
-        loss (dict): The loss config (type and arguments) before the recipe's overrides.
+        loss (dict): The loss config (type and arguments) before the recipe's overrides
+            (not yet wrapped by ``selfreg``).
         channels (str): When channels differ: ``'connector'`` (insert a ConvConnector),
             ``'loss'`` (pass ``student_channels`` / ``teacher_channels``), ``'any'`` (the loss
             takes any), ``'equal'`` (an error: class scores of different classes).
@@ -65,13 +108,30 @@ class Setting:
             (the loss resizes), ``'any'``.
         levels (tuple, optional): Default student neck levels; None: all paired levels.
         source (str): Where the setting comes from.
+        inputs (tuple): What the loss reads besides ``preds_S`` / ``preds_T`` (:data:`INPUTS`).
+        pair_args (tuple): Loss arguments set per pair: ``'stride'`` (the student level's
+            stride in pixels), ``'name'`` (the pair's name, e.g. ``'fpn0'``, for the loss's
+            log keys).
+        box_term (str, optional): A loss argument that, on detectors only, gets
+            ``dict(student_channels=..., teacher_channels=...)`` (GKD's FGD-style ``bmfi``
+            term on the GT boxes); a recipe's own value is completed, ``None`` switches it off.
     """
     loss: dict
     channels: str = 'connector'
     size: str = 'connector'
     levels: Optional[Tuple[int, ...]] = None
     source: str = ''
-    data_samples: bool = False
+    inputs: Tuple[str, ...] = ()
+    pair_args: Tuple[str, ...] = ()
+    box_term: Optional[str] = None
+
+
+#: What a setting's loss may read besides the two tensors: ``'data_samples'`` (the batch's
+#: data samples), ``'boxes'`` (the data samples on detectors only: GT boxes; segmentors have
+#: none), ``'gradients'`` (``grads_S`` / ``grads_T``: each model's task-loss gradient at the
+#: recorded tensor, ``gradient=True`` specs; ``feats_S`` is the student's tensor before its
+#: connectors, if any) and ``'labels'`` (the place's labels, :attr:`Place.labels`).
+INPUTS = ('data_samples', 'boxes', 'gradients', 'labels')
 
 
 @dataclass(frozen=True)
@@ -80,12 +140,21 @@ class Method:
     settings: Dict[str, Setting] = field(default_factory=dict)
 
 
+def _dense(loss: dict) -> dict:
+    """``loss`` per dense-head location: at the student's positives and the teacher's
+    confident locations, at most 2000 a batch (``num_classes`` is the student's)."""
+    return dict(type='DenseHeadLogitLoss', loss_weight=1.0, select=('positive', 'confident'),
+                score_thr=0.5, max_locations=2000, loss=loss)
+
+
 _COCO = 'configs/distill/{}/{}_fpn_retina-x101_retina-r50_8xb2-2x_coco.py'
 _CITYSCAPES = 'configs/distill/{}/{}_logits_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py'
+_DENSE = 'configs/distill/{}/{}_logits_retina-x101_retina-r50_8xb2-2x_coco.py'
+_ROI = 'configs/distill/{}/{}_logits_frcnn-r101_frcnn-r50_8xb2-2x_coco.py'
 
-#: Known recipe types and their published settings (COCO for necks and dense heads,
-#: Cityscapes for segmentation logits); the sources are the shipped configs, whose first
-#: comments cite the papers.
+#: Known recipe types and their published settings (COCO for necks and detection heads,
+#: Cityscapes for segmentation heads and logits); the sources are the shipped configs, whose
+#: first comments cite the papers.
 RECIPES: Dict[str, Method] = {
     'PKD': Method('pkd', {'neck': Setting(
         dict(type='PKDLoss', loss_weight=10.0), size='loss', levels=(0, 1, 2, 3),
@@ -103,7 +172,7 @@ RECIPES: Dict[str, Method] = {
         source=_COCO.format('mgd', 'mgd') + ': weight 2e-5, mask ratio 0.65, all levels '
         '(the paper also clips gradients at 35: optim_wrapper.clip_grad)')}),
     'FGD': Method('fgd', {'neck': Setting(
-        dict(type='FGDLoss'), channels='loss', data_samples=True,
+        dict(type='FGDLoss'), channels='loss', inputs=('data_samples', ),
         source=_COCO.format('fgd', 'fgd') + ": the loss defaults (the paper's RetinaNet "
         'weights), all levels (the paper also clips gradients at 35)')}),
     'PCKA': Method('pcka', {'neck': Setting(
@@ -127,20 +196,60 @@ RECIPES: Dict[str, Method] = {
         source=_COCO.format('at', 'at') + ': weight 500 = beta / 2, p 2')}),
     'KD': Method('kd', {
         'dense_cls_logits': Setting(
-            dict(type='DenseHeadLogitLoss', loss_weight=1.0, select=('positive', 'confident'),
-                 score_thr=0.5, max_locations=2000,
-                 loss=dict(type='KDLoss', mode='sigmoid', tau=1.0)),
-            channels='equal', size='any',
-            source='configs/distill/kd/kd_logits_retina-x101_retina-r50_8xb2-2x_coco.py: '
-            'sigmoid KD, tau 1, weight 1 at positive and confident locations'),
+            _dense(dict(type='KDLoss', mode='sigmoid', tau=1.0)), channels='equal', size='any',
+            inputs=('labels', ), source=_DENSE.format('kd', 'kd') + ': sigmoid KD, tau 1, '
+            'weight 1 at positive and confident locations'),
         'seg_logits': Setting(
             dict(type='KDLoss', mode='softmax', tau=1.0, loss_weight=1.0), channels='equal',
-            source=_CITYSCAPES.format('kd', 'kd') + ': softmax KD per pixel, tau 1, weight 1')}),
+            source=_CITYSCAPES.format('kd', 'kd') + ': softmax KD per pixel, tau 1, weight 1'),
+        'roi_cls_logits': Setting(
+            dict(type='KDLoss', mode='softmax', tau=1.0, loss_weight=1.0),
+            source=_ROI.format('kd', 'kd') + ': softmax KD on the RoI class scores, tau 1, '
+            'weight 1')}),
+    'DKD': Method('dkd', {
+        place: Setting(dict(type='DKDLoss', alpha=1.0, beta=8.0, tau=4.0, warmup_iters=1000),
+                       channels='equal', inputs=('labels', ),
+                       source=source + ': alpha 1, beta 8, tau 4 (the paper\'s defaults), '
+                       'warm-up 1000 iterations, the ground-truth class as target')
+        for place, source in (('seg_logits', _CITYSCAPES.format('dkd', 'dkd')),
+                              ('roi_cls_logits', _ROI.format('dkd', 'dkd')))}),
+    'TopKD': Method('topkd', {
+        'dense_cls_logits': Setting(
+            _dense(dict(type='TopKDLoss', mode='sigmoid', k=5)), channels='equal', size='any',
+            inputs=('labels', ), source=_DENSE.format('topkd', 'topkd') + ': sigmoid mode '
+            '(our extension), K 5, the suggested defaults, at positive locations'),
+        **{place: Setting(dict(type='TopKDLoss', mode='softmax', k=5), channels='equal',
+                          inputs=('labels', ), source=source + ': softmax, K 5, the suggested '
+                          'defaults, the ground-truth class added to the scaled set')
+           for place, source in (('seg_logits', _CITYSCAPES.format('topkd', 'topkd')),
+                                 ('roi_cls_logits', _ROI.format('topkd', 'topkd')))}}),
+    'GKD': Method('gkd', {'neck': Setting(
+        dict(type='GKDLoss', loss_weight=1.0, double_backward=False),
+        inputs=('gradients', 'boxes'), box_term='bmfi', source=_COCO.format('gkd', 'gkd') + ': weight 1, BMFI weight 1 on '
+        'detectors, stop-gradient student map, all levels (the weights are not public)')}),
+    'SoKD': Method('sokd', {
+        'neck': Setting(
+            dict(type='SoKDLoss', loss=dict(type='MSEFeatureLoss'), num_areas=10,
+                 loss_weight=1.0), channels='loss', inputs=('boxes', ),
+            pair_args=('stride', 'name'), source=_COCO.format('sokd', 'sokd_mse')
+            + ': around MSE, 10 areas, every weight 1 (ours: not public), all levels'),
+        'seg_head': Setting(
+            dict(type='SoKDLoss', loss=dict(type='MSEFeatureLoss'), num_areas=16,
+                 min_box_size=8, loss_weight=1.0), channels='loss', pair_args=('stride', 'name'),
+            source='configs/distill/sokd/sokd_mse_head_pspnet-r101_pspnet-r18_4xb2-80k_'
+            'cityscapes-512x1024.py: around MSE, 16 areas of at least 8x8 cells, every weight '
+            '1 (ours: not public)')}),
 }
 #: Other spellings of the recipe types.
 ALIASES = {'MSE': 'FitNet'}
-#: Arguments of the dense-head KD recipe that go to its inner logit loss.
-INNER_LOSS_KEYS = ('tau', 'mode')
+#: Self-regulated distillation (``selfreg=``): ``SignificanceWeightedLoss`` around the recipe's
+#: loss, with these arguments unless the recipe's ``selfreg`` dict gives others.
+SELFREG = dict(min_weight=0.1, conf_thr=0.5, handled_ratio=0.9)
+SELFREG_SOURCE = ('configs/distill/selfreg/selfreg-hybrid_kd-logits_retina-x101_retina-r50_'
+                  '8xb2-2x_coco.py: significance floored at 0.1; an image counts as handled at a '
+                  'ground-truth-class score >= 0.5 (on >= 90% of the labelled pixels for '
+                  'segmentation; the thresholds are ours, not public)')
+SELFREG_MODES = ('significance', 'regulated', 'hybrid')
 
 
 def known_recipes() -> List[str]:
@@ -172,6 +281,8 @@ class Recipe:
     levels: Optional[Tuple[int, ...]]
     levels_given: bool
     name: str
+    #: ``SignificanceWeightedLoss`` arguments (mode included) to wrap the loss in, or None.
+    selfreg: Optional[dict] = None
 
     @property
     def label(self) -> str:
@@ -226,24 +337,51 @@ def parse_recipe(index: int, recipe) -> Recipe:
     if not isinstance(short, str) or not short.isidentifier():
         raise ValueError(f'{where}: name must be a word such as {method.key!r} (it goes into '
                          f'the loss names, loss_<name>_...), got {short!r}.')
+    selfreg = _parse_selfreg(where, name, on, recipe.pop('selfreg', None))
     loss = copy.deepcopy(setting.loss)
-    inner_keys = INNER_LOSS_KEYS if loss['type'] == 'DenseHeadLogitLoss' else ()
+    allowed = _loss_arguments(loss['type'], setting.pair_args)
+    # DenseHeadLogitLoss runs an inner logit loss: the arguments only that one has go to it
+    inner_keys = ([k for k in _loss_arguments(loss['loss']['type']) if k not in allowed]
+                  if loss['type'] == 'DenseHeadLogitLoss' else [])
     for key in [k for k in recipe if k in inner_keys]:
         loss['loss'][key] = recipe.pop(key)
-    allowed = _loss_arguments(loss['type'])
     unknown = sorted(set(recipe) - set(allowed))
     if unknown:
         raise TypeError(f'{where}: recipe {name} got unknown keys {unknown}. Recipe keys: '
                         f'{list(RECIPE_KEYS)}; arguments of {loss["type"]}: {allowed}'
-                        + (f' (and {list(inner_keys)} of its inner loss)' if inner_keys else '')
+                        + (f' (and {inner_keys} of its inner loss)' if inner_keys else '')
                         + '.')
     loss.update(recipe)
-    return Recipe(index, name, method, on, setting, loss, levels, levels_given, short)
+    return Recipe(index, name, method, on, setting, loss, levels, levels_given, short, selfreg)
 
 
-def _loss_arguments(loss_type: str) -> List[str]:
+def _parse_selfreg(where: str, name: str, on: str, value) -> Optional[dict]:
+    """The ``SignificanceWeightedLoss`` arguments a recipe's ``selfreg`` asks for, or None."""
+    if value is None:
+        return None
+    given = dict(mode=value) if isinstance(value, str) else value
+    if not isinstance(given, dict) or given.get('mode') not in SELFREG_MODES:
+        raise ValueError(f"{where}: selfreg is a mode of SignificanceWeightedLoss, one of "
+                         f"{list(SELFREG_MODES)}, or a dict of its arguments with the mode, e.g. "
+                         f"dict(mode='hybrid', conf_thr=0.6); got {value!r}.")
+    allowed = _loss_arguments('SignificanceWeightedLoss', ('loss', 'name'))  # loss, name: ours
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise TypeError(f'{where}: selfreg got unknown keys {unknown}; it takes arguments of '
+                        f'SignificanceWeightedLoss: {allowed}.')
+    if given['mode'] != 'significance' and not PLACES[on].class_maps:
+        maps = [p for p, place in PLACES.items() if place.class_maps]
+        raise ValueError(f"{where}: selfreg mode {given['mode']!r} lets the student skip the "
+                         'images it already handles, judged on its own class logits, which '
+                         f'recipe {name} on={on!r} does not read: use it on {maps}, or '
+                         "selfreg='significance'.")
+    return {**SELFREG, **given}
+
+
+def _loss_arguments(loss_type: str, filled: Sequence[str] = ()) -> List[str]:
+    """The arguments of ``loss_type`` a recipe may set (not those the expansion fills)."""
     cls = MODELS.get(loss_type)
     params = inspect.signature(cls.__init__).parameters
-    skip = {'self', 'student_channels', 'teacher_channels', 'num_classes', 'init_cfg'}
+    skip = {'self', 'student_channels', 'teacher_channels', 'num_classes', 'init_cfg', *filled}
     return [n for n, p in params.items() if n not in skip
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
