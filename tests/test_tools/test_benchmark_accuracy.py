@@ -162,6 +162,23 @@ def test_sweep_rows_scale_every_loss_weight():
     assert list(benchmark_accuracy._configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']
 
 
+def test_seeds_per_task():
+    """The pretrained regime gives the noisier detection task 5 seeds, the others 3; --seeds
+    sets every task's; the header names them per task only when they differ."""
+    regime = benchmark_accuracy.REGIMES['pretrained']
+    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg', 'ins']) == dict(
+        det=[0, 1, 2, 3, 4], seg=[0, 1, 2], ins=[0, 1, 2])
+    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg'], [7]) == dict(det=[7], seg=[7])
+    assert benchmark_accuracy.task_seeds(benchmark_accuracy.REGIMES['scratch'], ['det']) == dict(
+        det=[0, 1, 2])
+    text = benchmark_accuracy.format_markdown(
+        dict(det=fake_result([0.1, 0.2], dict(a=[0.3, 0.4]))), 'cmd', 'pretrained', regime,
+        dict(det=[0, 1, 2, 3, 4], seg=[0, 1, 2]))
+    assert 'seeds det [0, 1, 2, 3, 4], seg [0, 1, 2];' in text
+    assert 'seeds [0, 1];' in benchmark_accuracy.format_markdown(
+        dict(det=fake_result([0.1, 0.2], {})), 'cmd', 'pretrained', regime, dict(det=[0, 1]))
+
+
 def test_rows_with_several_teachers_load_every_teacher():
     """The two-teacher row trains the det task's extra teacher too, and each teacher entry of
     the config gets the checkpoint trained from its own config; other rows keep one."""
