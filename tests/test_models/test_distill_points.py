@@ -158,6 +158,30 @@ def test_gradient_reaches_the_student_and_not_the_teacher(stepped):
         assert grads and any(bool(g.abs().sum() > 0) for g in grads), type(module).__name__
 
 
+def test_the_student_learns_the_teachers_predictions_at_the_points():
+    """The digits pair (random init, the teacher random too) trained 8 AdamW steps (lr 3e-4)
+    on the three distillation losses alone, one fixed 64 px batch, new random points every
+    step: each falls. Measured (1 thread, 2 busy cores, 12 s): cls 0.848, 1.849 ... 0.298,
+    0.230; L1 0.377, 0.260 ... 0.088, 0.078; GIoU 3.20, 1.88 ... 0.85, 0.80. (The whole recipe,
+    task losses included, trains in test_embedded_distill_training.py.)"""
+    torch.manual_seed(0)
+    model = build_random_distiller(Config.fromfile(DIGITS))
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.student.parameters() if p.requires_grad],
+                                  lr=3e-4)
+    batch = model.data_preprocessor(det_batch(size=64), True)
+    history = []
+    for _ in range(8):
+        losses = model(**batch, mode='loss')
+        history.append([float(losses[f'distill.{name}'].detach()) for name in LOSSES])
+        optimizer.zero_grad()
+        sum(losses[f'distill.{name}'] for name in LOSSES).backward()
+        optimizer.step()
+    for name, values in zip(LOSSES, zip(*history)):
+        first, last = sum(values[:2]) / 2, sum(values[-2:]) / 2
+        assert last < 0.5 * first, f'{name} did not fall: {values}'
+
+
 def test_two_stage_deformable_detr_takes_points_as_its_own_proposals():
     """Two-stage Deformable DETR builds content and positional queries from each box: its own
     proposals as distillation points reproduce its detection outputs exactly."""
