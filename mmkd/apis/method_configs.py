@@ -21,10 +21,12 @@ PLAIN_BN = {f'model.{part}.norm_cfg': dict(type='BN', requires_grad=True)
 PAIRS = {
     'digits_det': ('_retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
     'digits_seg': ('_semfpn-r18_semfpn-r18w32_digits.py', 'seg', (128, 128), {}),
+    'digits_detr': ('_dino-r18_dino-r18w32_digits.py', 'det', (128, 128), {}),
     'coco_retina': ('_retina-x101_retina-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_fcos': ('_fcos-r101_fcos-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_gfl': ('_gfl-r101_gfl-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_frcnn': ('_frcnn-r101_frcnn-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'coco_dino': ('_dino-r50_dino-r18_8xb2-12e_coco.py', 'det', (800, 1333), {}),
     'cityscapes_pspnet': ('_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py', 'seg',
                           (512, 1024), PLAIN_BN),
 }

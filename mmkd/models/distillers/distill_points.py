@@ -21,7 +21,7 @@ layers on the student's hidden states, which requires equal widths and layer cou
 
 ``distill_points=dict(kddetr=dict(teacher_points=300, random_points=300))`` in the Distiller:
 at every step, after the student's own forward (its detection path is untouched: the points
-run in separate decoder passes, so they and the detection queries never attend to each
+run in decoder passes of their own, so they and the detection queries never attend to each
 other), for every image of the batch
 
 - **specific sampling** (the paper's): the reference boxes the teacher's decoder started from
@@ -32,9 +32,10 @@ other), for every image of the batch
   every step and shared by the images of the batch (published: a fresh
   ``nn.Embedding(n, 4)``, initialised :math:`\mathcal{N}(0, 1)`, through DAB-DETR's sigmoid);
 
-are decoded by each model in two passes (specific, then random; the published code also runs
-one decoder call per set), with no gradient for the teacher and with gradient for the student
-(to its decoder, head, encoder and backbone). Each model builds its decoder input from a box
+are decoded by each model, the two sets kept from attending to each other (the published code
+runs one decoder call per set; DINO here runs one call with a self-attention mask between the
+sets, as between its denoising groups, Deformable DETR one call per set), with no gradient for
+the teacher and with gradient for the student (to its decoder, head, encoder and backbone). Each model builds its decoder input from a box
 the way its own detector builds it from a proposal: DINO's decoder derives the positional
 query from the box, and its content query is a learned per-slot embedding with no meaning
 for another box, so the points' content queries are zeros, for both models alike (DAB-DETR's
@@ -128,23 +129,52 @@ def decoder_kind(model: nn.Module, owner: str) -> str:
                                                   isinstance(model, DeformableDETR) else '') + '.')
 
 
-def decode_points(model: nn.Module, context: Dict[str, Tensor], points: Tensor) -> tuple:
+def group_mask(sizes: List[int], device=None) -> Tensor:
+    """A self-attention mask (True: may not attend, mmdet's convention) that keeps each group
+    of consecutive queries to itself.
+
+    Example:
+        >>> group_mask([1, 2]).int()
+        tensor([[0, 1, 1],
+                [1, 0, 0],
+                [1, 0, 0]], dtype=torch.int32)
+    """
+    group = torch.repeat_interleave(torch.arange(len(sizes), device=device),
+                                    torch.tensor(sizes, device=device))
+    return group[:, None] != group[None, :]
+
+
+def decode_points(model: nn.Module, context: Dict[str, Tensor], points: Tensor,
+                  groups: Optional[List[int]] = None) -> tuple:
     """``model``'s decoder and head on distillation ``points`` (N, K, 4), normalised cx, cy, w,
     h, over this step's encoder ``context`` (:data:`CONTEXT_KEYS` of its ``forward_decoder``
     call): ``(cls_scores (L, N, K, C), bbox_preds (L, N, K, 4))``. The queries are built from
     the points as the module docstring says; the model's own ``forward_decoder`` and
-    ``bbox_head.forward`` run."""
+    ``bbox_head.forward`` run. ``groups`` (sizes of consecutive groups of points, summing to K)
+    keeps each group from attending to the others: one decoder pass with a self-attention
+    mask for DINO (as its denoising groups), one pass per group for Deformable DETR, whose
+    ``forward_decoder`` takes no mask."""
+    groups = list(groups or [points.shape[1]])
+    if sum(groups) != points.shape[1]:
+        raise ValueError(f'decode_points: groups {groups} do not add up to the '
+                         f'{points.shape[1]} points.')
     inputs = {key: context[key] for key in CONTEXT_KEYS}
     if decoder_kind(model, 'model') == 'dino':
         query = points.new_zeros(*points.shape[:2], model.embed_dims)
-        inputs.update(query=query, reference_points=points, dn_mask=None)
-    else:  # two-stage Deformable DETR's pre_decoder, from the points instead of its proposals
+        mask = group_mask(groups, points.device) if len(groups) > 1 else None
+        inputs.update(query=query, reference_points=points, dn_mask=mask)
+        decoded = model.forward_decoder(**inputs)
+        return model.bbox_head.forward(decoded['hidden_states'], decoded['references'])
+    outputs = []
+    for part in points.split(groups, dim=1):
+        # two-stage Deformable DETR's pre_decoder, from the points instead of its proposals
         embed = model.pos_trans_norm(model.pos_trans_fc(
-            model.get_proposal_pos_embed(inverse_sigmoid(points))))
+            model.get_proposal_pos_embed(inverse_sigmoid(part))))
         query_pos, query = torch.split(embed, model.embed_dims, dim=2)
-        inputs.update(query=query, query_pos=query_pos, reference_points=points)
-    decoded = model.forward_decoder(**inputs)
-    return model.bbox_head.forward(decoded['hidden_states'], decoded['references'])
+        decoded = model.forward_decoder(**inputs, query=query, query_pos=query_pos,
+                                        reference_points=part)
+        outputs.append(model.bbox_head.forward(decoded['hidden_states'], decoded['references']))
+    return tuple(torch.cat(parts, dim=2) for parts in zip(*outputs))
 
 
 class DistillPoints:
@@ -223,8 +253,8 @@ class DistillPoints:
             if counts['random_points']:
                 groups.append(random_points(counts['random_points'], memory.shape[0],
                                             memory.device))
-            groups = [points.detach().float() for points in groups]
-            points = torch.cat(groups, dim=1)
+            points = torch.cat(groups, dim=1).detach().float()
+            sizes = [group.shape[1] for group in groups]
             outputs = PerSide()
             for side, model in self.models.items():
                 with contextlib.ExitStack() as stack:
@@ -232,10 +262,8 @@ class DistillPoints:
                         stack.enter_context(torch.no_grad())
                         if teacher_context is not None:
                             stack.enter_context(teacher_context())
-                    decoded = [decode_points(model, contexts[side], points) for points in groups]
-                outputs[side] = dict(cls_scores=torch.cat([d[0] for d in decoded], dim=2),
-                                     bbox_preds=torch.cat([d[1] for d in decoded], dim=2),
-                                     points=points)
+                    cls_scores, bbox_preds = decode_points(model, contexts[side], points, sizes)
+                outputs[side] = dict(cls_scores=cls_scores, bbox_preds=bbox_preds, points=points)
             self.outputs[name] = outputs
 
     def clear(self) -> None:
