@@ -18,11 +18,17 @@ DIGITS = osp.join(REPO, 'configs', 'distill', 'kddetr',
 LOSSES = ('loss_kddetr_cls', 'loss_kddetr_l1', 'loss_kddetr_giou')
 
 
-def keep_step(model):
-    """Keep this step's records and points (a step normally clears them)."""
-    for manager in model.recorders.values():
-        manager.reset = lambda: None
-    model.distill_points.clear = lambda: None
+def built(cfg=None, keep=True):
+    """The digits KD-DETR distiller (or ``cfg``'s), random init (seed 0), in train mode, and a
+    64 px batch; ``keep``: it keeps its step's records and points (a step clears them)."""
+    torch.manual_seed(0)
+    model = build_random_distiller(cfg or Config.fromfile(DIGITS))
+    model.train()
+    if keep:
+        for manager in model.recorders.values():
+            manager.reset = lambda: None
+        model.distill_points.clear = lambda: None
+    return model, model.data_preprocessor(det_batch(size=64), True)
 
 
 def spy_decoders(model):
@@ -42,22 +48,14 @@ def spy_decoders(model):
 @pytest.fixture(scope='module')
 def stepped():
     """The digits KD-DETR distiller after one loss step, with its records and points kept."""
-    torch.manual_seed(0)
-    model = build_random_distiller(Config.fromfile(DIGITS))
-    model.train()
-    keep_step(model)
-    batch = model.data_preprocessor(det_batch(size=64), True)
+    model, batch = built()
     torch.manual_seed(1)
     losses = model(**batch, mode='loss')
     return model, batch, losses
 
 
 def test_the_same_points_reach_both_decoders():
-    torch.manual_seed(0)
-    model = build_random_distiller(Config.fromfile(DIGITS))
-    model.train()
-    keep_step(model)
-    batch = model.data_preprocessor(det_batch(size=64), True)
+    model, batch = built()
     calls = spy_decoders(model)
     model(**batch, mode='loss')
     # each model: its detection pass, then one pass of the teacher-sampled and random points
@@ -87,13 +85,10 @@ def test_points_reproduce_the_detection_path_of_a_model_without_content_queries(
     """With DINO's content queries set to zero, decoding the teacher's own reference boxes as
     distillation points gives exactly its detection outputs: the points enter the decoder as
     its own queries do."""
-    torch.manual_seed(0)
-    model = build_random_distiller(Config.fromfile(DIGITS))
-    model.train()
-    keep_step(model)
+    model, batch = built()
     with torch.no_grad():
         model.teacher.query_embedding.weight.zero_()
-    model(**model.data_preprocessor(det_batch(size=64), True), mode='loss')
+    model(**batch, mode='loss')
     context = model.recorders['teacher']['kddetr_decoder'].data_buffer[0]
     head = model.recorders['teacher']['kddetr_head'].data_buffer[0]
     with torch.no_grad():
@@ -142,14 +137,12 @@ def test_identical_models_give_zero_losses():
     cfg.model.student = copy.deepcopy(cfg.model.teacher)
     for name in LOSSES:
         cfg.model.distill_losses[name].student_layers = 'last'
-    torch.manual_seed(0)
-    model = build_random_distiller(cfg)
+    model, batch = built(cfg, keep=False)
     model.student.load_state_dict(model.teacher.state_dict())
-    model.train()
     for module in model.student.modules():  # the teacher's BN runs on its running statistics
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.eval()
-    losses = model(**model.data_preprocessor(det_batch(size=64), True), mode='loss')
+    losses = model(**batch, mode='loss')
     for name in LOSSES:
         assert float(losses[f'distill.{name}'].detach()) == pytest.approx(0.0, abs=1e-5), name
 
@@ -181,12 +174,9 @@ def test_the_student_learns_the_teachers_predictions_at_the_points():
     step: each falls. Measured (1 thread, 2 busy cores, 24 s with the build): cls 0.938, 1.967
     ... 0.285, 0.205; L1 0.430, 0.261 ... 0.094, 0.083; GIoU 3.49, 1.74 ... 1.04, 0.86. (The
     whole recipe, task losses included, trains in test_embedded_distill_training.py.)"""
-    torch.manual_seed(0)
-    model = build_random_distiller(Config.fromfile(DIGITS))
-    model.train()
+    model, batch = built(keep=False)
     optimizer = torch.optim.AdamW([p for p in model.student.parameters() if p.requires_grad],
                                   lr=3e-4)
-    batch = model.data_preprocessor(det_batch(size=64), True)
     history = []
     for _ in range(8):
         losses = model(**batch, mode='loss')
@@ -211,12 +201,9 @@ def test_two_stage_deformable_detr_takes_points_as_its_own_proposals():
     cfg.model.student = copy.deepcopy(deformable)
     cfg.model.student.backbone.base_channels = 32
     cfg.model.student.neck.in_channels = [64, 128, 256]
-    torch.manual_seed(0)
-    model = build_random_distiller(cfg)
+    model, batch = built(cfg)
     assert type(model.teacher).__name__ == 'DeformableDETR' and model.teacher.as_two_stage
-    model.train()
-    keep_step(model)
-    losses = model(**model.data_preprocessor(det_batch(size=64), True), mode='loss')
+    losses = model(**batch, mode='loss')
     assert all(float(losses[f'distill.{name}']) > 0 for name in LOSSES)
     context = model.recorders['teacher']['kddetr_decoder'].data_buffer[0]
     head = model.recorders['teacher']['kddetr_head'].data_buffer[0]

@@ -1,9 +1,10 @@
 # DINO (mmdet's DINO: two-stage, box refinement, contrastive denoising) sized for 128 px digits
-# trained from scratch on CPU: ResNet-18 stages 2-4 (strides 8, 16, 32: 16x16, 8x8 and 4x4 cells
-# at 128 px) mapped to a 256-d transformer (mmdet's DINO decoder fixes 256: its sine encoding of
-# the reference boxes is 4 x 128 wide) of 1 encoder and 2 decoder layers (8 heads, FFN 512), 30
-# queries (at most 4 digits an image) and 20 denoising queries. mmdet's COCO DINO: 4 levels,
-# 6 + 6 layers, FFN 2048, 900 queries.
+# trained from scratch on CPU, on the digits RetinaNet's ResNet-18 (stages 2-4, strides 8, 16,
+# 32: 16x16, 8x8 and 4x4 cells at 128 px): its levels mapped to a 256-d transformer (mmdet's
+# DINO decoder fixes 256: its sine encoding of the reference boxes is 4 x 128 wide) of 1 encoder
+# and 2 decoder layers (8 heads, FFN 512), 30 queries (at most 4 digits an image) and 20
+# denoising queries. mmdet's COCO DINO: 4 levels, 6 + 6 layers, FFN 2048, 900 queries.
+_base_ = './retinanet_r18_digits.py'
 backbone_width = 64  # ResNet base_channels; the student narrows it
 embed_dims = 256
 model = dict(
@@ -12,23 +13,9 @@ model = dict(
     with_box_refine=True,
     as_two_stage=True,
     num_feature_levels=3,
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=1),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        base_channels=backbone_width,
-        num_stages=4,
-        out_indices=(1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        style='pytorch'),
+    data_preprocessor=dict(pad_size_divisor=1),
     neck=dict(
+        _delete_=True,
         type='ChannelMapper',
         in_channels=[backbone_width * 2, backbone_width * 4, backbone_width * 8],
         kernel_size=1,
@@ -52,6 +39,7 @@ model = dict(
     positional_encoding=dict(num_feats=embed_dims // 2, normalize=True, offset=0.0,
                              temperature=20),
     bbox_head=dict(
+        _delete_=True,
         type='DINOHead',
         num_classes=10,
         embed_dims=embed_dims,
@@ -65,6 +53,7 @@ model = dict(
         box_noise_scale=1.0,
         group_cfg=dict(dynamic=True, num_groups=None, num_dn_queries=20)),
     train_cfg=dict(
+        _delete_=True,
         assigner=dict(
             type='HungarianAssigner',
             match_costs=[
@@ -72,4 +61,4 @@ model = dict(
                 dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
                 dict(type='IoUCost', iou_mode='giou', weight=2.0)
             ])),
-    test_cfg=dict(max_per_img=30))
+    test_cfg=dict(_delete_=True, max_per_img=30))

@@ -35,14 +35,15 @@ other), for every image of the batch
 are decoded by each model, the two sets kept from attending to each other (the published code
 runs one decoder call per set; DINO here runs one call with a self-attention mask between the
 sets, as between its denoising groups, Deformable DETR one call per set), with no gradient for
-the teacher and with gradient for the student (to its decoder, head, encoder and backbone). Each model builds its decoder input from a box
-the way its own detector builds it from a proposal: DINO's decoder derives the positional
-query from the box, and its content query is a learned per-slot embedding with no meaning
-for another box, so the points' content queries are zeros, for both models alike (DAB-DETR's
-content queries, which the published code used, are zeros too); two-stage Deformable DETR
-derives content and positional query from the box's sine embedding with its own
-``pos_trans_fc`` (its ``pre_decoder``). The output of each side, read by loss specs with
-``recorder='kddetr'`` (``from_student=True`` for the student's, ``False`` for the teacher's):
+the teacher and with gradient for the student (to its decoder, head, encoder and backbone).
+Each model builds its decoder input from a box the way its own detector builds it from a
+proposal: DINO's decoder derives the positional query from the box, and its content query is a
+learned per-slot embedding with no meaning for another box, so the points' content queries are
+zeros, for both models alike (DAB-DETR's content queries, which the published code used, are
+zeros too); two-stage Deformable DETR derives content and positional query from the box's sine
+embedding with its own ``pos_trans_fc`` (its ``pre_decoder``). The output of each side, read
+by loss specs with ``recorder='kddetr'`` (``from_student=True`` for the student's, ``False``
+for the teacher's):
 
 - ``cls_scores``: (L, N, K, C) class logits of every decoder layer;
 - ``bbox_preds``: (L, N, K, 4) boxes (normalised cx, cy, w, h) of every decoder layer;
@@ -104,9 +105,9 @@ def top_teacher_points(references: Tensor, logits: Tensor, num: int) -> Tensor:
     Example:
         >>> refs = torch.arange(12.).reshape(1, 3, 4)
         >>> logits = torch.tensor([[[0.0, 1.0], [5.0, -1.0], [2.0, 0.0]]])
-        >>> top_teacher_points(refs, logits, 2)
-        tensor([[[4., 5., 6., 7.],
-                 [8., 9., 10., 11.]]])
+        >>> top_teacher_points(refs, logits, 2)  # query 1 (score 5), then query 2 (score 2)
+        tensor([[[ 4.,  5.,  6.,  7.],
+                 [ 8.,  9., 10., 11.]]])
     """
     if references.shape[:2] != logits.shape[:2] or references.shape[-1] != 4:
         raise ValueError(f'distill_points: the teacher decoder started from references of shape '
@@ -213,9 +214,6 @@ class DistillPoints:
 
     def __bool__(self) -> bool:
         return bool(self.counts)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.counts
 
     @property
     def names(self) -> List[str]:
