@@ -163,9 +163,21 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
     if seed is not None:
         torch.manual_seed(seed)
     if device is None:
-        return MODELS.build(model_cfg)
+        return fill_uninitialised(MODELS.build(model_cfg))
     with torch.device(device):
-        return MODELS.build(model_cfg)
+        return fill_uninitialised(MODELS.build(model_cfg))
+
+
+def fill_uninitialised(model):
+    """``model`` with the parameters mmdet allocates uninitialised filled as its
+    ``init_weights`` would: the DETRs' ``level_embed`` (``torch.Tensor(levels, dims)``, normal
+    init). Without it a random-init DETR reads whatever the memory held (NaN at times)."""
+    for module in model.modules():
+        embed = getattr(module, 'level_embed', None)
+        if isinstance(embed, torch.nn.Parameter) and embed.device.type != 'meta':
+            with torch.no_grad():
+                torch.nn.init.normal_(embed)
+    return model
 
 
 def pcka_loop_reference(preds_S: Tensor, preds_T: Tensor, patch_size: int = 16,

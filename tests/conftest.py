@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from tool_runs import DET_TEACHER, MASK_TEACHER, SEG_TEACHER, run_tool, tiny_config
+from tool_runs import DET_TEACHER, DETR_TEACHER, MASK_TEACHER, SEG_TEACHER, run_tool, tiny_config
 
 from mmkd.datasets import make_digits_dataset
 
@@ -64,4 +64,12 @@ def mask_teacher_ckpt(digits_root, tmp_path_factory):
     box and mask mAP, by tools/train.py)."""
     out = tmp_path_factory.mktemp('mask_teacher')
     run_tool('train.py', tiny_config(MASK_TEACHER, digits_root, out))
+    return osp.join(str(out), 'iter_4.pth')
+
+
+@pytest.fixture(scope='session')
+def detr_teacher_ckpt(digits_root, tmp_path_factory):
+    """A DINO teacher trained for 4 iterations (configs/digits/dino_r18_digits.py)."""
+    out = tmp_path_factory.mktemp('detr_teacher')
+    run_tool('train.py', tiny_config(DETR_TEACHER, digits_root, out))
     return osp.join(str(out), 'iter_4.pth')

@@ -14,6 +14,7 @@ DET_TEACHER = f'{CONFIGS}/digits/retinanet_r18_digits.py'
 DET_DISTILL = f'{CONFIGS}/distill/fitnet/fitnet_fpn_retina-r18_retina-r18w32_digits.py'
 SEG_TEACHER = f'{CONFIGS}/digits/semfpn_r18_digits.py'
 MASK_TEACHER = f'{CONFIGS}/digits/mask-rcnn_r18_digits.py'
+DETR_TEACHER = f'{CONFIGS}/digits/dino_r18_digits.py'
 SEG_DISTILL = f'{CONFIGS}/distill/fitnet/fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py'
 
 

@@ -49,6 +49,7 @@ from mmkd.utils.benchmark import measure_step, peak_tensor_mib
 BY_DESIGN = {
     'gkd': 'needs each model\'s task-loss gradient (teacher head backward)',
     'sokd': 'trains its own refiner and area head',
+    'kddetr': 'decodes its distillation points with both decoders (the student\'s with backward)',
 }
 GOAL = 1.05
 

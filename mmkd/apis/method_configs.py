@@ -25,10 +25,12 @@ PAIRS = {
     'digits_mask': ('_mask-rcnn-r18_mask-rcnn-r18w32_digits.py', 'ins', (128, 128), {}),
     # two teachers (GFL and RetinaNet R18) into the digits_det student
     'digits_det_2t': ('_gfl-r18+retina-r18_retina-r18w32_digits.py', 'det', (128, 128), {}),
+    'digits_detr': ('_dino-r18_dino-r18w32_digits.py', 'det', (128, 128), {}),
     'coco_retina': ('_retina-x101_retina-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_fcos': ('_fcos-r101_fcos-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_gfl': ('_gfl-r101_gfl-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
     'coco_frcnn': ('_frcnn-r101_frcnn-r50_8xb2-2x_coco.py', 'det', (800, 1333), {}),
+    'coco_dino': ('_dino-r50_dino-r18_8xb2-12e_coco.py', 'det', (800, 1333), {}),
     'cityscapes_pspnet': ('_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py', 'seg',
                           (512, 1024), PLAIN_BN),
 }

@@ -62,6 +62,13 @@ def is_seg(cfg):
     return cfg.get('default_scope') == 'mmseg'
 
 
+def det_size(model) -> int:
+    """64 px, or 256 px for a DETR that picks its queries among its encoder's tokens (mmdet's
+    DINO takes the best 900 of them: 85 at 64 px, 1360 at 256 px)."""
+    models = [model.student, *model.teachers.values()]
+    return 256 if any(getattr(m, 'num_queries', 0) > 85 for m in models) else 64
+
+
 def build_distiller(cfg, device=None):
     """The config's Distiller with random init: no teacher_ckpt, no ImageNet weights."""
     return build_random_distiller(cfg, SMALL_SEG if is_seg(cfg) else None, device)
@@ -190,7 +197,8 @@ def test_zoo_config_computes_every_distill_loss(path, past_every_warmup):
             lambda _, args, kwargs, name=name: teacher_maps.__setitem__(
                 name, kwargs.get('preds_T')), with_kwargs=True)
     model.train()
-    batch = seg_batch() if is_seg(cfg) else det_batch(masks=trains_masks(model.student))
+    batch = seg_batch() if is_seg(cfg) else det_batch(det_size(model),
+                                                      masks=trains_masks(model.student))
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
 
     for name in model.distill_losses:

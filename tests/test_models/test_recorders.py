@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmkd.models.recorders import (MethodOutputsRecorder,
+from mmkd.models.recorders import (MethodArgumentsRecorder, MethodOutputsRecorder,
                                    ModuleOutputsRecorder, RecorderManager)
 
 
@@ -18,6 +18,9 @@ class Toy(nn.Module):
 
     def predict_twice(self, x):
         return self(x), self(x)
+
+    def stage(self, x, scale=1.0, *rest, **extra):
+        return x * scale
 
 
 def test_module_outputs_and_inputs_recorded_only_while_recording():
@@ -54,6 +57,22 @@ def test_method_recorder_patches_one_instance_and_restores_it():
     assert recorder.get_record_data(data_idx=1) is outs[1]
     recorder.detach()
     assert 'predict_twice' not in vars(student)
+
+
+def test_arguments_recorder_names_positional_and_keyword_arguments_alike():
+    model = Toy()
+    recorder = MethodArgumentsRecorder('stage')
+    recorder.attach(model, 'student')
+    recorder.recording = True
+    x = torch.rand(2)
+    model.stage(x, 2.0, mask=None)  # positional scale, an extra keyword
+    model.stage(x=x, scale=3.0)  # all keywords, as mmdet's DETRs call their stages
+    first, second = recorder.data_buffer
+    assert first['x'] is x and first['scale'] == 2.0 and first['mask'] is None
+    assert set(second) == {'x', 'scale'} and second['x'] is x
+    assert recorder.get_record_data(record_idx=1, data_idx='scale') == 3.0
+    recorder.detach()
+    assert 'stage' not in vars(model)
 
 
 def test_wrong_module_name_lists_closest_names():

@@ -218,6 +218,10 @@ class CrossHeads:
     def __contains__(self, name: str) -> bool:
         return name in self.heads
 
+    @property
+    def names(self) -> List[str]:
+        return list(self.heads)
+
     def recorders(self, side: str) -> Dict[str, dict]:
         """``{'<name>_cls': recorder cfg, '<name>_reg': ...}`` to add on ``side``."""
         return {f'{name}_{branch}': dict(cfg) for name, branches in self.sources[side].items()

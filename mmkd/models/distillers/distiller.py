@@ -8,8 +8,9 @@ One training step, as :meth:`Distiller.loss` runs it:
    once the last record read is taken (:mod:`.teacher_runner`);
 2. the student computes its own task losses, its recorders capturing likewise (then, where a
    loss maps ``gradient=True``, the task-loss gradients: :mod:`.task_gradients`; the
-   teacher replays: :mod:`.teacher_replays`; and the cross heads, the teacher's head run with
-   gradient on the student's features: :mod:`.cross_heads`);
+   teacher replays: :mod:`.teacher_replays`; the cross heads, the teacher's head run with
+   gradient on the student's features: :mod:`.cross_heads`; and the distillation points, one
+   set of queries run through both DETR decoders: :mod:`.distill_points`);
 3. each distillation loss receives the tensors its ``loss_forward_mappings`` entry names
    (:mod:`.loss_inputs`); the loss itself casts to float32 and detaches the teacher
    (:class:`mmkd.models.losses.BaseDistillLoss`); the weighting combines them, and each joins
@@ -44,6 +45,7 @@ from .probe import choose_input_size
 from .expansion import expand_recipes, log_expansion
 from .task_gradients import TaskGradients
 from .cross_heads import CrossHeads
+from .distill_points import DistillPoints
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
 from .teachers import DEFAULT_TEACHER, teacher_entries, teacher_role
@@ -70,7 +72,8 @@ class Distiller(BaseModel):
             execution settings (those left out take the ``teacher_<key>`` arguments below);
             a teacher-side loss-input spec names the teacher it reads (``teacher='gfl'``).
             Not with ``teacher``, ``teacher_ckpt``, ``teacher_recorders``, ``recipes``,
-            ``teacher_replays`` or ``cross_heads``. See :mod:`.teachers`. Defaults to None.
+            ``teacher_replays``, ``cross_heads`` or ``distill_points``. See :mod:`.teachers`.
+            Defaults to None.
         teacher_ckpt (str, optional): Teacher weights (a path or a URL such as mmdet's model
             zoo links), loaded at build, so also on resume. None keeps the teacher's random
             init and warns. Defaults to None.
@@ -101,6 +104,14 @@ class Distiller(BaseModel):
             ``recorder=<name>`` reads its predictions (``data_idx='cls_score'``, ...). Adds
             the recorders ``<name>_cls`` / ``<name>_reg`` to both models. See
             :mod:`.cross_heads`. Defaults to None.
+        distill_points (dict, optional): ``{name: dict(teacher_points=300,
+            random_points=300)}`` (KD-DETR, DINO / two-stage Deformable DETR): after the
+            student's forward, both decoders run on the same distillation points (the
+            teacher's best queries' reference boxes and random boxes), the teacher's under
+            ``no_grad``; a spec with ``recorder=<name>`` reads that side's predictions
+            (``data_idx='cls_scores'`` / ``'bbox_preds'``). Adds the recorders
+            ``<name>_decoder`` (both models) and ``<name>_head`` (teacher). See
+            :mod:`.distill_points`. Defaults to None.
         weighting (dict, optional): How the distillation losses ('paths') are combined:
             ``FixedWeighting`` (the default: their sum), ``UncertaintyWeighting`` or
             ``GradientSimilarityWeighting`` (see ``mmkd/models/weighting``). A configured
@@ -155,6 +166,7 @@ class Distiller(BaseModel):
                  teacher_forward_mode: str = 'auto',
                  teacher_replays: Optional[Dict[str, dict]] = None,
                  cross_heads: Optional[Dict[str, dict]] = None,
+                 distill_points: Optional[Dict[str, dict]] = None,
                  weighting: Optional[dict] = None,
                  nonfinite: str = 'error',
                  teacher_precision: Optional[str] = None,
@@ -183,7 +195,7 @@ class Distiller(BaseModel):
         if teachers is not None:
             one_teacher_only = [key for key, value in (
                 ('recipes', recipes), ('teacher_replays', teacher_replays),
-                ('cross_heads', cross_heads)) if value]
+                ('cross_heads', cross_heads), ('distill_points', distill_points)) if value]
             if one_teacher_only:
                 raise ValueError(f'{one_teacher_only} work with the single-teacher form '
                                  '(teacher=...) only; with teachers=..., write the wiring out '
@@ -245,13 +257,16 @@ class Distiller(BaseModel):
             self.recipe_table = expansion.table()
             self.recipe_explicit_config = expansion.explicit_config()
             log_expansion(expansion)
-        # Teacher replays and cross heads exist in the single-teacher form only (checked above).
+        # Teacher replays, cross heads and distillation points exist in the single-teacher form
+        # only (checked above).
         sole_teacher = self.teachers[DEFAULT_TEACHER] if teachers is None else None
         self.cross_heads = CrossHeads(cross_heads, self.student, sole_teacher)
-        student_recorders = _with_cross_head_recorders(self.cross_heads, 'student',
-                                                       student_recorders, teacher_replays)
-        teacher_recorders = {name: _with_cross_head_recorders(
-            self.cross_heads, 'teacher', recorders, teacher_replays)
+        self.distill_points = DistillPoints(distill_points, self.student, sole_teacher)
+        runners = dict(cross_heads=self.cross_heads, distill_points=self.distill_points)
+        student_recorders = _with_runner_recorders(runners, 'student', student_recorders,
+                                                   teacher_replays)
+        teacher_recorders = {name: _with_runner_recorders(
+            runners, 'teacher', recorders, teacher_replays)
             for name, recorders in teacher_recorders.items()}
         #: ``{'student': RecorderManager, <teacher name>: RecorderManager, ...}``.
         self.recorders = {'student': RecorderManager(student_recorders),
@@ -267,7 +282,8 @@ class Distiller(BaseModel):
         self.loss_inputs = LossInputs(
             loss_forward_mappings, self.distill_losses, self.recorders, self.connectors,
             {**{name: DEFAULT_TEACHER for name in teacher_replays or {}},
-             **{name: 'student' for name in cross_heads or {}}})
+             **{name: 'student' for name in cross_heads or {}},
+             **{name: ('student', DEFAULT_TEACHER) for name in distill_points or {}}})
         self.teacher_replays = TeacherReplays(teacher_replays, sole_teacher, self.loss_inputs)
         self.task_gradients = TaskGradients(self.loss_inputs.mappings, self.distill_losses,
                                             self.recorders, self.loss_inputs.side_of)
@@ -281,7 +297,7 @@ class Distiller(BaseModel):
         specs = ([spec for mapping in self.loss_inputs.mappings.values()
                   for spec in mapping.values()]
                  + [spec for replay in (teacher_replays or {}).values() for spec in replay['args']]
-                 + self.cross_heads.teacher_specs())
+                 + self.cross_heads.teacher_specs() + self.distill_points.teacher_specs())
         #: Each teacher's forward mode and runner (precision, memory format, early stop).
         self.teacher_forward_modes: Dict[str, str] = {}
         self.teacher_runners: Dict[str, TeacherRunner] = {}
@@ -354,13 +370,16 @@ class Distiller(BaseModel):
         if self.task_gradients.needed('student'):
             self.task_gradients.store(losses, 'student')
         batch = dict(inputs=inputs, data_samples=data_samples)
+        device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
         if self.teacher_replays:
-            device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
             with self.teacher_runner.precision_context(device_type):
                 self.teacher_replays.run(lambda spec: self.loss_inputs.resolve(
                     spec, batch, {}, self.task_gradients.of))
         try:
             self.cross_heads.run(self.recorders)
+            if self.distill_points:
+                self.distill_points.run(
+                    self.recorders, lambda: self.teacher_runner.precision_context(device_type))
             losses.update(self.compute_distill_losses(batch, sum_loss_values(losses)))
         finally:  # nothing recorded in this step outlives it
             for recorders in self.recorders.values():
@@ -368,6 +387,7 @@ class Distiller(BaseModel):
             self.task_gradients.clear()
             self.teacher_replays.clear()
             self.cross_heads.clear()
+            self.distill_points.clear()
         return losses
 
     def compute_distill_losses(self, batch: dict,
@@ -380,8 +400,8 @@ class Distiller(BaseModel):
         with torch.autocast(device_type=device_type, enabled=False):
             for name, loss in self.distill_losses.items():
                 inputs[name] = self.loss_inputs.gather(
-                    name, batch, {**self.teacher_replays.outputs, **self.cross_heads.outputs},
-                    self.task_gradients.of)
+                    name, batch, {**self.teacher_replays.outputs, **self.cross_heads.outputs,
+                                  **self.distill_points.outputs}, self.task_gradients.of)
                 self.loss_inputs.check_shapes(name, loss, inputs[name])
                 raw[name] = loss(**inputs[name])
             self.nonfinite_guard.check(raw, inputs)
@@ -455,19 +475,23 @@ class Distiller(BaseModel):
                                  'the same classes.')
 
 
-def _with_cross_head_recorders(cross_heads: CrossHeads, side: str,
-                               recorders: Optional[Dict[str, dict]],
-                               teacher_replays: Optional[Dict[str, dict]]) -> Dict[str, dict]:
-    """``recorders`` plus the cross heads' recorders of ``side``; a name used twice raises."""
-    added = cross_heads.recorders(side)
+def _with_runner_recorders(runners: dict, side: str, recorders: Optional[Dict[str, dict]],
+                           teacher_replays: Optional[Dict[str, dict]]) -> Dict[str, dict]:
+    """``recorders`` plus the recorders of ``side`` that the runners (``{'cross_heads':
+    CrossHeads, 'distill_points': DistillPoints}``) add; a name used twice raises."""
     taken = set(recorders or {}) | set(teacher_replays or {})
-    clash = sorted((taken & (set(added) | set(cross_heads.heads)))
-                   | (set(cross_heads.heads) & set(teacher_replays or {})))
-    if clash:
-        raise KeyError(f'cross_heads use the names {sorted(cross_heads.heads)} and their '
-                       f'recorders {sorted(added)}; {clash} is also a {side} recorder or a '
-                       'teacher replay: rename one.')
-    return {**(recorders or {}), **added}
+    merged = dict(recorders or {})
+    for kind, runner in runners.items():
+        added = runner.recorders(side)
+        names = set(runner.names)
+        clash = sorted(taken & (set(added) | names))
+        if clash:
+            raise KeyError(f'{kind} use the names {sorted(names)} and their recorders '
+                           f'{sorted(added)}; {clash} is also a {side} recorder, a teacher '
+                           'replay or a cross head: rename one.')
+        taken |= set(added) | names
+        merged.update(added)
+    return merged
 
 
 def _build_all(cfgs: Optional[Dict[str, dict]], base: type, kind: str,

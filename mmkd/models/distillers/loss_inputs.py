@@ -9,14 +9,15 @@ A mapping is ``{loss name: {argument: spec}}``. A spec reads
   applied in order; ``gradient=True`` gives
   the gradient of that model's task loss w.r.t. the recorded tensor instead, see
   :mod:`.task_gradients`), or by its name a teacher replay's output (teacher side, see
-  :mod:`.teacher_replays`) or a cross head's (student side, see :mod:`.cross_heads`);
+  :mod:`.teacher_replays`), a cross head's (student side, see :mod:`.cross_heads`) or, on
+  either side, the distillation points' predictions of that model (see :mod:`.distill_points`);
 - the batch: ``dict(from_data='data_samples')``, ``'inputs'`` or ``'gt_sem_seg'``
   ((N, H, W) segmentation labels).
 
 Arguments that read the teacher end in ``_T``: the losses detach them
 (:class:`mmkd.models.losses.BaseDistillLoss`).
 """
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
@@ -29,6 +30,12 @@ from .teachers import DEFAULT_TEACHER
 SPEC_KEYS = {'from_student', 'teacher', 'recorder', 'record_idx', 'data_idx', 'connector',
              'from_data', 'gradient'}
 DATA_SOURCES = ('data_samples', 'inputs', 'gt_sem_seg')
+
+
+class PerSide(dict):
+    """What a runner gives each side, ``{side: output}``: a spec with that runner's name as its
+    recorder reads the output of its own side (the distillation points give the student's
+    predictions, with gradient, and the teacher's, under ``no_grad``)."""
 
 
 def as_list(value) -> List:
@@ -46,18 +53,20 @@ class LossInputs:
         recorders (dict): ``{'student': RecorderManager, <teacher name>: RecorderManager,
             ...}`` (the single teacher's name is ``'teacher'``).
         connectors (nn.ModuleDict): the connectors.
-        replays (dict, optional): ``{name: side}`` of what runs after the student's forward
-            and is read like a recorder of that side: the teacher replays (side: the teacher's
-            name) and the cross heads (``'student'``). Defaults to None.
+        replays (dict, optional): ``{name: side or sides}`` of what runs after the student's
+            forward and is read like a recorder of that side: the teacher replays (side: the
+            teacher's name), the cross heads (``'student'``) and the distillation points (both
+            sides; their output is a :class:`PerSide`). Defaults to None.
     """
 
     def __init__(self, mappings: Dict[str, dict], losses: nn.ModuleDict,
                  recorders: Dict[str, RecorderManager], connectors: nn.ModuleDict,
-                 replays: Optional[Dict[str, str]] = None):
+                 replays: Optional[Dict[str, Union[str, Sequence[str]]]] = None):
         self.mappings = dict(mappings or {})
         self.recorders = recorders
         self.connectors = connectors
-        self.replays = {side: [name for name, s in (replays or {}).items() if s == side]
+        self.replays = {side: [name for name, sides in (replays or {}).items()
+                               if side in ([sides] if isinstance(sides, str) else sides)]
                         for side in recorders}
         teachers = [side for side in recorders if side != 'student']
         #: The teacher a teacher-side spec without ``teacher=`` reads: the only one, if so.
@@ -106,7 +115,8 @@ class LossInputs:
         manager = self.recorders[side]
         replays = self.replays[side] if allow_replays else []
         if spec['recorder'] not in manager and spec['recorder'] not in replays:
-            kind = 'cross_heads' if side == 'student' else 'teacher_replays'
+            kind = 'cross_heads / distill_points' if side == 'student' else \
+                'teacher_replays / distill_points'
             owner = (f'{side}_recorders' if side in ('student', DEFAULT_TEACHER)
                      else f'teachers[{side!r}].recorders')
             raise KeyError(f"{where}: no {side_name(side)} recorder named "
@@ -143,8 +153,10 @@ class LossInputs:
             return batch_value(batch, spec['from_data'])
         side = self.side_of(spec)
         if spec['recorder'] in self.replays[side] and spec['recorder'] in replay_outputs:
-            return select(replay_outputs[spec['recorder']], spec.get('data_idx'),
-                          f"{side} replay {spec['recorder']!r}")
+            output = replay_outputs[spec['recorder']]
+            if isinstance(output, PerSide):
+                output = output[side]
+            return select(output, spec.get('data_idx'), f"{side} replay {spec['recorder']!r}")
         manager = self.recorders[side]
         value = manager.get_record_data(spec['recorder'], spec.get('record_idx', 0),
                                         spec.get('data_idx'))

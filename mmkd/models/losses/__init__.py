@@ -14,6 +14,8 @@ from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
 from .fgd import (FGDLoss, GlobalContextBlock, fgd_attention, fgd_attention_loss,
                   fgd_feature_loss, fgd_global_loss, gt_foreground_masks)
 from .gkd import GKDLoss, gradient_guided_map, gradient_weighted_imitation
+from .kddetr import (KDDETRBoxLoss, KDDETRClsLoss, decoder_layers, kddetr_box_loss,
+                     kddetr_cls_loss, point_box_distance, teacher_confidence)
 from .kd import KDLoss, flatten_logits, kd_divergence, kd_loss, weighted_mean
 from .mask_kd import MaskKDLoss, mask_kd_loss, positive_labels, select_mask_class
 from .mgd import MGDLoss, masked_generative_loss
@@ -40,6 +42,8 @@ __all__ = [
     'MaskKDLoss',
     # dense-head prediction losses on the teacher head's outputs (CrossKD)
     'CrossKDClsLoss', 'CrossKDBoxLoss', 'CrossKDDistributionLoss',
+    # DETR predictions at shared distillation points (KD-DETR)
+    'KDDETRClsLoss', 'KDDETRBoxLoss',
     # per-image weighting of any loss
     'SignificanceWeightedLoss',
     # functional cores
@@ -56,5 +60,6 @@ __all__ = [
     'sample_rows', 'select_dense_locations', 'flatten_dense_logits', 'flatten_dense_labels',
     'flatten_dense_weights', 'crosskd_cls_loss', 'crosskd_box_loss', 'crosskd_distribution_loss',
     'dense_rows', 'num_positives', 'teacher_score_weights', 'mask_kd_loss', 'select_mask_class',
-    'positive_labels'
+    'positive_labels', 'kddetr_cls_loss', 'kddetr_box_loss', 'point_box_distance',
+    'teacher_confidence', 'decoder_layers'
 ]

@@ -1,7 +1,9 @@
 from .base_recorder import BaseRecorder
-from .method_outputs_recorder import MethodInputsRecorder, MethodOutputsRecorder
+from .method_outputs_recorder import (MethodArgumentsRecorder, MethodInputsRecorder,
+                                      MethodOutputsRecorder)
 from .module_recorders import ModuleInputsRecorder, ModuleOutputsRecorder
 from .recorder_manager import RecorderManager
 
 __all__ = ['BaseRecorder', 'ModuleOutputsRecorder', 'ModuleInputsRecorder',
-           'MethodOutputsRecorder', 'MethodInputsRecorder', 'RecorderManager']
+           'MethodOutputsRecorder', 'MethodInputsRecorder', 'MethodArgumentsRecorder',
+           'RecorderManager']

@@ -1,5 +1,7 @@
-"""Record what a method of one submodule returns (e.g. a head's ``forward`` or ``loss_by_feat``)."""
+"""Record what a method of one submodule returns (e.g. a head's ``forward`` or ``loss_by_feat``),
+or what it was called with."""
 import functools
+import inspect
 from typing import Optional
 
 from torch import nn
@@ -69,3 +71,43 @@ class MethodInputsRecorder(MethodOutputsRecorder):
 
     def _data(self, args: tuple, kwargs: dict, outputs):
         return args
+
+
+@MODELS.register_module()
+class MethodArgumentsRecorder(MethodOutputsRecorder):
+    """Records the arguments of ``<module>.<method>`` by parameter name, positional and keyword
+    alike (a dict; ``**kwargs`` merged in), on one model instance.
+
+    mmdet's DETRs call their transformer stages with keywords (``forward_decoder(**inputs)``),
+    which :class:`MethodInputsRecorder` does not see. E.g.
+    ``MethodArgumentsRecorder(source='forward_decoder')`` on a DINO records ``memory``,
+    ``memory_mask``, ``spatial_shapes``, ``level_start_index``, ``valid_ratios`` ...: the
+    encoder context on which the Distiller's ``distill_points`` run the decoder again.
+
+    Example:
+        >>> import torch
+        >>> class Model(torch.nn.Module):
+        ...     def stage(self, x, scale=1.0, **extra):
+        ...         return x * scale
+        >>> model = Model()
+        >>> recorder = MethodArgumentsRecorder('stage')
+        >>> recorder.attach(model)
+        >>> recorder.recording = True
+        >>> _ = model.stage(torch.ones(2), scale=3.0, mask=None)
+        >>> sorted(recorder.get_record_data())
+        ['mask', 'scale', 'x']
+    """
+
+    def _attach(self, model: nn.Module) -> None:
+        super()._attach(model)
+        # the installed wrapper's __wrapped__: the bound method's own signature, without self
+        self._signature = inspect.signature(getattr(self._module, self.method_name))
+
+    def _data(self, args: tuple, kwargs: dict, outputs):
+        named = {}
+        for name, value in self._signature.bind(*args, **kwargs).arguments.items():
+            if self._signature.parameters[name].kind == inspect.Parameter.VAR_KEYWORD:
+                named.update(value)
+            else:
+                named[name] = value
+        return named
