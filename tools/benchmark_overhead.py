@@ -49,6 +49,8 @@ from mmkd.utils.benchmark import measure_step, peak_tensor_mib
 BY_DESIGN = {
     'gkd': 'needs each model\'s task-loss gradient (teacher head backward)',
     'sokd': 'trains its own refiner and area head',
+    'crosskd': 'runs the teacher\'s remaining head layers on the student\'s features, with '
+               'backward through them',
     'kddetr': 'decodes its distillation points with both decoders (the student\'s with backward)',
 }
 GOAL = 1.05
