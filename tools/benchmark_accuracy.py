@@ -327,12 +327,16 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
     slots = teacher_slots(tasks, methods)
     teachers = _teachers(slots, regime, work_dir, data_root, teacher_root, store, book, pool,
                          log)
+    # (only --report-only can lack one): its task, or the rows that read it, are left out
     missing = [slot for slot in slots if teachers[slot] is None]
     if missing:
-        raise SystemExit(f'no finished teacher for {missing} in {teacher_root}: run without '
-                         '--report-only first')
+        log(f'no finished teacher for {missing} in {teacher_root} yet: the rows that need it '
+            'are left out (run without --report-only to train it)')
+    tasks = [task for task in tasks if teachers[task] is not None]
     for slot in slots:
-        log(f'[{slot}] teacher {teachers[slot]["value"]:.4f}, curve {teachers[slot]["curve"]}')
+        if teachers[slot] is not None:
+            log(f'[{slot}] teacher {teachers[slot]["value"]:.4f}, curve '
+                f'{teachers[slot]["curve"]}')
     if pool is not None and any(name.startswith('selfreg') for task in tasks
                                 for name in _configs(task, methods)):
         pool.map(significance_job, [dict(
@@ -343,9 +347,11 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
     # 3. every row x seed in one queue, row by row (both tasks), so that an interrupted run
     # leaves whole rows
     jobs, keys = [], []
-    rows = {task: {'student': TASKS[task]['student'], **_configs(task, methods)}
+    rows = {task: {'student': TASKS[task]['student'], **{
+        name: config for name, config in _configs(task, methods).items()
+        if all(teachers[slot] is not None for slot in needed_slots(task, config, slots))}}
             for task in tasks}
-    for index in range(max(len(r) for r in rows.values())):
+    for index in range(max((len(r) for r in rows.values()), default=0)):
         for task in tasks:
             if index >= len(rows[task]):
                 continue
@@ -372,10 +378,12 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                                  seed=seed, pretrained=student_backbone, overrides=overrides,
                                  val_interval=(max(1, regime['student_iters'] // 4)
                                                if name == 'student' else None)))
+    finished_others = {task: {slot[len(task) + 1:]: teachers[slot]
+                              for slot in others(task, slots) if teachers[slot] is not None}
+                       for task in tasks}
     results = {task: dict(metric=TASKS[task]['metric_name'], teacher=teachers[task], rows={},
-                          **({} if len(others(task, slots)) == 0 else dict(
-                              other_teachers={slot[len(task) + 1:]: teachers[slot]
-                                              for slot in others(task, slots)})))
+                          **(dict(other_teachers=finished_others[task])
+                             if finished_others[task] else {}))
                for task in tasks}
     for (task, name, seed), result in zip(keys, _results(pool, jobs)):
         if result is not None:
@@ -444,6 +452,17 @@ def teacher_configs(config: str) -> Dict[str, str]:
     teachers = Config.fromfile(config).model.get('teachers') or {}
     return {name: osp.normpath(osp.abspath(entry['cfg_path']))
             for name, entry in teachers.items()}
+
+
+def needed_slots(task: str, config: str, slots: Dict[str, tuple]) -> List[str]:
+    """The teacher slots a row of ``task`` reads (its task's, or one per teacher of a config
+    with several)."""
+    several = teacher_configs(config)
+    if not several:
+        return [task]
+    by_config = {osp.normpath(osp.abspath(path)): slot
+                 for slot, (of, path) in slots.items() if of == task}
+    return [by_config[path] for path in several.values() if path in by_config]
 
 
 def teacher_overrides(task: str, config: str, slots: Dict[str, tuple],

@@ -194,11 +194,14 @@ def test_rows_with_several_teachers_load_every_teacher():
     overrides, sha = benchmark_accuracy.teacher_overrides('det', config, slots, teachers)
     assert overrides == {'model.teachers.gfl.ckpt': 'gfl.pth',
                          'model.teachers.retina.ckpt': 'retina.pth'} and sha == 'g+r'
+    # --report-only leaves out the rows whose teachers have not finished: those they read
+    assert benchmark_accuracy.needed_slots('det', config, slots) == ['det_gfl', 'det']
     model = load_config(config, overrides).model
     assert model.teachers.gfl.ckpt == 'gfl.pth' and model.teachers.retina.ckpt == 'retina.pth'
     mask = benchmark_accuracy._configs('ins', ['maskkd_mask-head'])['maskkd_mask-head']
     assert benchmark_accuracy.teacher_overrides('ins', mask, slots, teachers) == (
         {'model.teacher_ckpt': 'mask.pth'}, 'm')
+    assert benchmark_accuracy.needed_slots('ins', mask, slots) == ['ins']
     # a row whose teacher the benchmark does not train says where to add it
     with pytest.raises(SystemExit, match='EXTRA_TEACHERS'):
         benchmark_accuracy.teacher_overrides('det', config, {'det': slots['det']}, teachers)
