@@ -46,6 +46,7 @@ trains nothing and writes the table of the runs finished so far. The Markdown ta
 their interval whiskers) to ``--chart``.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -445,24 +446,40 @@ def others(task: str, slots: Dict[str, tuple]) -> List[str]:
     return [slot for slot, (of, _) in slots.items() if of == task and slot != task]
 
 
+@functools.lru_cache(maxsize=None)
+def _teacher_paths(config: str) -> tuple:
+    """``((teacher name, config path), ...)`` of ``config``'s ``teachers=``; read once per
+    file (slots, row filter and overrides all ask)."""
+    from mmengine.config import Config
+    teachers = Config.fromfile(config).model.get('teachers') or {}
+    return tuple((name, osp.normpath(osp.abspath(entry['cfg_path'])))
+                 for name, entry in teachers.items())
+
+
 def teacher_configs(config: str) -> Dict[str, str]:
     """``{teacher name: config path}`` of a config with several teachers (``teachers=``), or
     {} for one with a single teacher."""
-    from mmengine.config import Config
-    teachers = Config.fromfile(config).model.get('teachers') or {}
-    return {name: osp.normpath(osp.abspath(entry['cfg_path']))
-            for name, entry in teachers.items()}
+    return dict(_teacher_paths(config))
+
+
+def _task_teacher_paths(task: str, slots: Dict[str, tuple]) -> Dict[str, str]:
+    """``{config path: slot}`` of ``task``'s teachers."""
+    return {osp.normpath(osp.abspath(path)): slot
+            for slot, (of, path) in slots.items() if of == task}
+
+
+def _slots_of_teachers(task: str, config: str, slots: Dict[str, tuple]) -> Dict[str, str]:
+    """``{teacher name: the slot trained from its config, or None}`` of a config with
+    several teachers; {} for one with a single teacher."""
+    by_config = _task_teacher_paths(task, slots)
+    return {name: by_config.get(path) for name, path in teacher_configs(config).items()}
 
 
 def needed_slots(task: str, config: str, slots: Dict[str, tuple]) -> List[str]:
     """The teacher slots a row of ``task`` reads (its task's, or one per teacher of a config
     with several)."""
-    several = teacher_configs(config)
-    if not several:
-        return [task]
-    by_config = {osp.normpath(osp.abspath(path)): slot
-                 for slot, (of, path) in slots.items() if of == task}
-    return [by_config[path] for path in several.values() if path in by_config]
+    several = _slots_of_teachers(task, config, slots)
+    return [slot for slot in several.values() if slot is not None] if several else [task]
 
 
 def teacher_overrides(task: str, config: str, slots: Dict[str, tuple],
@@ -471,19 +488,18 @@ def teacher_overrides(task: str, config: str, slots: Dict[str, tuple],
     ``model.teacher_ckpt`` for a single teacher; for several, each ``model.teachers.<name>
     .ckpt`` from the slot trained from that teacher's config (the identity joins their
     hashes, in the config's order)."""
-    several = teacher_configs(config)
+    several = _slots_of_teachers(task, config, slots)
     if not several:
         return {'model.teacher_ckpt': teachers[task]['ckpt']}, teachers[task].get('sha')
-    by_config = {osp.normpath(osp.abspath(path)): slot
-                 for slot, (of, path) in slots.items() if of == task}
     overrides, shas = {}, []
-    for name, path in several.items():
-        if path not in by_config:
-            raise SystemExit(f'{config}: teacher {name!r} ({path}) is none of the {task} '
-                             f"benchmark's teachers ({sorted(by_config)}): add its config to "
+    for name, slot in several.items():
+        if slot is None:
+            raise SystemExit(f'{config}: teacher {name!r} ({teacher_configs(config)[name]}) is '
+                             f"none of the {task} benchmark's teachers "
+                             f'({sorted(_task_teacher_paths(task, slots))}): add its config to '
                              'EXTRA_TEACHERS in tools/benchmark_accuracy.py.')
-        overrides[f'model.teachers.{name}.ckpt'] = teachers[by_config[path]]['ckpt']
-        shas.append(teachers[by_config[path]].get('sha') or '?')
+        overrides[f'model.teachers.{name}.ckpt'] = teachers[slot]['ckpt']
+        shas.append(teachers[slot].get('sha') or '?')
     return overrides, '+'.join(shas)
 
 
