@@ -654,8 +654,25 @@ def format_markdown(results: Dict[str, dict], command: str, regime_name: str, re
                 f'| {row["seeds"]} | {k * row["gain"]:+.2f}{interval} '
                 f'| {"-" if row["method"] == "student" else row["resolved"]} '
                 f'| {100 * row["gap_closed"]:.0f}% | {row["seconds"]:.0f} |')
-        lines.append('')
+        runs, seconds = training_time({task: result})
+        lines += ['', f'{runs} runs in this table, {seconds / 3600:.1f} h of training (the '
+                  'sum of their "train s", the teachers\' not counted).', '']
+    runs, seconds = training_time(results)
+    lines += [f'All tasks: {runs} runs, {seconds / 3600:.1f} h of training.', '']
     return '\n'.join(lines)
+
+
+def training_time(results: Dict[str, dict]) -> tuple:
+    """(number of runs, their summed training seconds) of the rows in ``results``.
+
+    Example:
+        >>> training_time({'det': dict(rows={'student': {0: dict(seconds=80.0),
+        ...                                               1: dict(seconds=90.0)}})})
+        (2, 170.0)
+    """
+    seconds = [run['seconds'] for result in results.values()
+               for runs in result['rows'].values() for run in runs.values()]
+    return len(seconds), float(sum(seconds))
 
 
 NOTES_HEADING = '## Notes'

@@ -59,6 +59,9 @@ def test_markdown_and_chart_from_results(tmp_path):
     # gain 0.21, differences 0.20 / 0.22: sd 0.01414, t(0.975, 1) = 12.706 -> +- 0.127
     assert '| a | 32.00 +- 2.83 | 2 | +21.00 [+8.29, +33.71] | above | 54% | 10 |' in text
     assert 'Teacher validation curve (iteration: metric): 2: 40.0.' in text
+    # 3 rows x 2 seeds of 10 s each
+    assert '6 runs in this table, 0.0 h of training' in text
+    assert benchmark_accuracy.training_time(results) == (6, 60.0)
     chart = tmp_path / 'chart.png'
     benchmark_accuracy.draw_chart(results, str(chart))
     assert matplotlib.image.imread(str(chart)).shape[0] > 100
