@@ -733,7 +733,7 @@ def draw_chart(results: Dict[str, dict], path: str) -> None:
                    linestyle='--', label='teacher - student')
         ax.invert_yaxis()
         ax.set_xlabel(f'gain in {result["metric"]} over the student (95% interval)')
-        ax.set_title(f'{task}: green = resolved above 0, red = below, grey = not resolved')
+        ax.set_title(f'{task}: green above 0, red below, grey not resolved')
         ax.legend(loc='lower right')
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
