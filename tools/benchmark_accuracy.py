@@ -1,13 +1,14 @@
 """Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
-    python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg]
+    python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg ins detr]
         [--methods pkd_fpn det:topkd_logits@x10 ...] [--seeds 0 1 2 ...] [--jobs 1] [--threads N]
         [--student-iters N] [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]
         [--ledger benchmarks/accuracy_runs.json] [--weights-dir benchmarks/weights]
 
 Per task (det: RetinaNet R18 -> half-width R18, COCO bbox mAP; seg: Semantic FPN R18 -> half
-width, mIoU; ins: Mask R-CNN R18 -> half width, COCO mask mAP) and regime it
+width, mIoU; ins: Mask R-CNN R18 -> half width, COCO mask mAP; detr: DINO R18 -> half width,
+COCO bbox mAP) and regime it
 
 1. (``pretrained`` regime) pretrains the teacher's and the student's backbones on digit
    classification (:mod:`mmkd.engine.pretrain`, cached by content); both tasks share them;
@@ -67,16 +68,20 @@ from mmkd.apis.run_ledger import RunLedger, WeightStore, weights_sha
 from mmkd.apis.significance import write_teacher_significance
 from mmkd.datasets import make_digits_dataset
 
-#: The benchmark's tasks: the demo's two (det, seg) and instance segmentation (ins: Mask R-CNN
-#: R18 -> half width, COCO mask mAP), each a teacher / student pair of digits configs.
+#: The benchmark's tasks: the demo's two (det, seg), instance segmentation (ins: Mask R-CNN
+#: R18 -> half width, COCO mask mAP) and query-based detection (detr: DINO R18 -> half width,
+#: COCO box mAP), each a teacher / student pair of digits configs.
 TASKS = dict(DEMO_TASKS, ins=dict(
     teacher=f'{CONFIGS}/digits/mask-rcnn_r18_digits.py',
     student=f'{CONFIGS}/digits/mask-rcnn_r18-w32_digits.py',
-    metric='coco/segm_mAP', metric_name='segm_mAP'))
+    metric='coco/segm_mAP', metric_name='segm_mAP'), detr=dict(
+    teacher=f'{CONFIGS}/digits/dino_r18_digits.py',
+    student=f'{CONFIGS}/digits/dino_r18-w32_digits.py',
+    metric='coco/bbox_mAP', metric_name='bbox_mAP'))
 #: The method-config pairs (:data:`mmkd.apis.method_configs.PAIRS`) whose every config is a row
 #: of the task.
 PAIRS_OF_TASK = {'det': ('digits_det', 'digits_det_2t'), 'seg': ('digits_seg', ),
-                 'ins': ('digits_mask', )}
+                 'ins': ('digits_mask', ), 'detr': ('digits_detr', )}
 #: Teachers besides the task's own, read by the rows with several teachers (``teachers=``):
 #: ``{task: {name: config}}``, trained like the task's teacher (same backbone pretraining,
 #: schedule and seed) when such a row is asked for. A row's teachers are matched to these by

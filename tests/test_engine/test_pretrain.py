@@ -88,6 +88,8 @@ def student_backbone_ckpt(tmp_path_factory):
     (f'{CONFIGS}/digits/mask-rcnn_r18-w32_digits.py', 'mmdet'),
     (f'{CONFIGS}/distill/maskkd/maskkd_mask-head_mask-rcnn-r18_mask-rcnn-r18w32_digits.py',
      'mmdet'),
+    # DINO (the benchmark's detr task)
+    (f'{CONFIGS}/digits/dino_r18-w32_digits.py', 'mmdet'),
 ])
 def test_pretrained_checkpoint_loads_into_the_digits_configs(config, scope,
                                                              student_backbone_ckpt):
