@@ -54,7 +54,7 @@ def gap_closed(value: float, student: float, teacher: float) -> float:
     """Share of the teacher-student gap the method closes: 0 = student, 1 = teacher.
 
     Example:
-        >>> gap_closed(0.3, student=0.1, teacher=0.5)
+        >>> round(gap_closed(0.3, student=0.1, teacher=0.5), 6)
         0.5
     """
     gap = teacher - student
