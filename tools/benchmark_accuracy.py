@@ -63,7 +63,7 @@ from mmkd.apis import CONFIGS
 from mmkd.apis.demo import TASKS as DEMO_TASKS
 from mmkd.apis.demo import evaluate, run
 from mmkd.apis.method_configs import method_configs
-from mmkd.apis.paired_stats import gap_closed, paired_gain, summarize  # noqa: F401
+from mmkd.apis.paired_stats import gap_closed, paired_gain, summarize
 from mmkd.apis.run_ledger import RunLedger, WeightStore, weights_sha
 from mmkd.apis.significance import write_teacher_significance
 from mmkd.datasets import make_digits_dataset
