@@ -58,3 +58,10 @@ def test_reference_without_runs_is_an_error(tmp_path):
     (tmp_path / 'student').mkdir()
     with pytest.raises(ValueError, match='reference row student has no finished run'):
         run_metrics.main([str(tmp_path / 'student'), str(tmp_path / 'method')])
+
+
+def test_rows_with_the_same_name_are_refused(tmp_path):
+    make_run(tmp_path / 'det', 'student', 0, 0.4, 0.3)
+    make_run(tmp_path / 'seg', 'student', 0, 0.4, 0.3)
+    with pytest.raises(SystemExit, match='repeat a name'):
+        run_metrics.main([str(tmp_path / 'det' / 'student'), str(tmp_path / 'seg' / 'student')])

@@ -90,9 +90,13 @@ def main(argv=None) -> str:
     parser.add_argument('--keys', nargs='+', help='metrics to show (default: every metric the '
                         "reference row's tests logged)")
     args = parser.parse_args(argv)
-    rows = {osp.basename(osp.normpath(path)): row_metrics(path)
-            for path in [args.reference] + args.rows}
-    table = compare(rows, osp.basename(osp.normpath(args.reference)), args.keys)
+    paths = [args.reference] + args.rows
+    names = [osp.basename(osp.normpath(path)) for path in paths]
+    if len(set(names)) < len(names):  # e.g. det/student and seg/student: one would be lost
+        raise SystemExit(f'rows are named by their folder, and {names} repeat a name: compare '
+                         'rows of one task (one folder of rows) at a time.')
+    rows = {name: row_metrics(path) for name, path in zip(names, paths)}
+    table = compare(rows, names[0], args.keys)
     print(table)
     return table
 
