@@ -215,9 +215,11 @@ RECIPES: Dict[str, Method] = {
                               ('roi_cls_logits', _ROI.format('dkd', 'dkd')))}),
     'TopKD': Method('topkd', {
         'dense_cls_logits': Setting(
-            _dense(dict(type='TopKDLoss', mode='sigmoid', k=5)), channels='equal', size='any',
-            inputs=('labels', ), source=_DENSE.format('topkd', 'topkd') + ': sigmoid mode '
-            '(our extension), K 5, the suggested defaults, at positive locations'),
+            _dense(dict(type='TopKDLoss', mode='sigmoid', centre=True, k=5)), channels='equal',
+            size='any', inputs=('labels', ), source=_DENSE.format('topkd', 'topkd') + ': '
+            'sigmoid mode with centred logits (our extension: raw logits at the prior bias '
+            'give almost no gradient, TopKDLoss docstring), K 5, the suggested defaults, at '
+            'positive locations'),
         **{place: Setting(dict(type='TopKDLoss', mode='softmax', k=5), channels='equal',
                           inputs=('labels', ), source=source + ': softmax, K 5, the suggested '
                           'defaults, the ground-truth class added to the scaled set')

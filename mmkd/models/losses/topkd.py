@@ -47,13 +47,14 @@ scaled teacher) is "TSM plugged into vanilla KD", the other way the paper uses t
 **Choices where the paper is silent** (its constants are in an appendix that is not public):
 :math:`K = 5`, :math:`\gamma = 0.5` (top-1 scaled by 1.5, rank K by :math:`1 + 0.5/K`),
 :math:`d = 0.1`, :math:`a = 2`, :math:`b = 1`, :math:`\tau_c = 0.07` (CLIP's initial
-temperature). ``mode='softmax'`` (the paper's classifiers) first subtracts each sample's mean
-logit from student and teacher: softmax logits are defined up to that shift, while TSM's product
-and the cosines are not, so without it an arbitrary offset would decide how much TSM amplifies
-(a negative logit times :math:`w > 1` even decreases). ``mode='sigmoid'`` (our extension for
-per-class sigmoid dense heads) uses the raw logits, whose offset is meaningful; there TSM lowers
-negative top-K logits, so apply it where the teacher is confident or the location is positive
-(``weight``), as is recommended for dense heads anyway. Samples labelled
+temperature). ``centre`` (default in ``mode='softmax'``, the paper's classifiers) first
+subtracts each sample's mean logit from student and teacher: softmax logits are defined up to
+that shift, while TSM's product and the cosines are not, so without it an arbitrary offset would
+decide how much TSM amplifies (a negative logit times :math:`w > 1` even decreases).
+``mode='sigmoid'`` (our extension for per-class sigmoid dense heads) does not centre by
+default; TSM then lowers negative top-K logits, so apply it where the teacher is confident or
+the location is positive (``weight``), as is recommended for dense heads anyway. The recipe
+for dense heads centres (``mode='sigmoid', centre=True``): see the measured fix below. Samples labelled
 ``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
 
 **Measured weakness of sigmoid mode on dense heads.** A cosine between raw logit vectors
@@ -62,22 +63,23 @@ ignores what they share, and a RetinaNet-style head starts every logit at its pr
 -4.6 with one at +2.0, the student on class 3 and the teacher on class 7: TDL 0.378 with a
 gradient norm of 0.064, where sigmoid KD gives 5.75 and 1.23. On the digits RetinaNet pair
 (``tools/analysis/loss_balance.py``, benchmarks/RESULTS.md) its gradient on the neck is 0.025
-of the task's, 19 times weaker than KD's at the same locations. Centring the logits (as
-softmax mode does) or TSM + KD (``kd_weight``) are the candidate remedies; the accuracy
-benchmark's weight sweep is to decide. Centring in the hand-made case: TDL 1.28 with a gradient
-norm of 0.430, 6.7 times the raw one. Without a KD term, ``mode='softmax'`` *is* centred
-sigmoid TopKD (the mode decides nothing else): the benchmark row ``topkd-centred_logits``
-(configs/distill/topkd/topkd-centred_logits_retina-*_digits.py) measures it.
+of the task's, 19 times weaker than KD's at the same locations. Centring the logits or TSM + KD
+(``kd_weight``) are the candidate remedies; the accuracy benchmark was to decide. Centring in
+the hand-made case: TDL 1.28 with a gradient norm of 0.430, 6.7 times the raw one.
 
-**Measured fix** (digits RetinaNet pair, bbox mAP gain over the student, benchmarks/RESULTS.md):
+**Measured fix, now the dense-head default** (digits RetinaNet pair, bbox mAP gain over the
+student, benchmarks/RESULTS.md; the raw form is kept as
+configs/distill/topkd/topkd-raw_logits_retina-*_digits.py):
 
-- raw sigmoid mode: +5.30 [-2.45, +13.05] (5 seeds), not resolved;
-- ten times the weight: +10.97 [+0.62, +21.31];
-- centred at weight 1: +14.30 [+5.03, +23.57], which is +11.10 [+4.18, +18.02] over raw, paired
-  by seed.
+- raw sigmoid mode (``centre=False``, the default until 2026-12-01): +5.30 [-2.45, +13.05]
+  (5 seeds), not resolved;
+- raw, ten times the weight: +10.97 [+0.62, +21.31];
+- centred at weight 1: +14.30 [+5.03, +23.57] (3 seeds; measured as ``mode='softmax'``, the
+  same computation without a KD term), which is +11.10 [+4.18, +18.02] over raw, paired by
+  seed.
 
-The direction matters more than the size: on dense sigmoid heads use ``mode='softmax'``
-without a KD term.
+The direction matters more than the size: the TopKD recipe on ``dense_cls_logits`` is
+``mode='sigmoid', centre=True``.
 
 **Measured on semantic segmentation logits: no gain, as plain KD.** On the digits Semantic
 FPN pair TopKD gains +0.73 mIoU [-0.33, +1.79] (3 seeds), plain KD on the same logits +0.01
@@ -279,9 +281,13 @@ class TopKDLoss(BaseDistillLoss):
         kd_weight (float): Weight of KD between the student and the scaled teacher; 0 skips
             it. Defaults to 0.0.
         kd_tau (float): Temperature of that KD term. Defaults to 4.0.
-        mode (str): ``'softmax'`` (centre each sample's logits first; KD term as softmax KL)
-            or ``'sigmoid'`` (raw logits; KD term as per-class binary KL). Defaults to
-            'softmax'.
+        mode (str): ``'softmax'`` (KD term as softmax KL) or ``'sigmoid'`` (KD term as
+            per-class binary KL). Defaults to 'softmax'.
+        centre (bool, optional): Subtract each sample's mean logit from student and teacher
+            before TSM, the cosines and the contrastive term. None: True in softmax mode
+            (softmax logits are defined up to that shift), False in sigmoid mode. Sigmoid
+            dense heads want True (the measured fix above), which allows no KD term: centring
+            changes sigmoid probabilities. Defaults to None.
         ignore_index (int): Label of samples to leave out. Defaults to 255.
 
     ``forward(preds_S, preds_T, labels=None, weight=None, generator=None)``: logits (M, C)
@@ -301,7 +307,7 @@ class TopKDLoss(BaseDistillLoss):
                  tdl_weight: float = 1.0, contrastive_weight: float = 0.0,
                  contrastive_tau: float = 0.07, max_contrastive_samples: int = 4096,
                  kd_weight: float = 0.0, kd_tau: float = 4.0, mode: str = 'softmax',
-                 ignore_index: int = 255):
+                 centre: Optional[bool] = None, ignore_index: int = 255):
         super().__init__(loss_weight)
         if k < 1:
             raise ValueError(f'TopKDLoss needs k >= 1, got {k}.')
@@ -313,6 +319,11 @@ class TopKDLoss(BaseDistillLoss):
         if max_contrastive_samples < 1:
             raise ValueError(f'TopKDLoss max_contrastive_samples must be >= 1, got '
                              f'{max_contrastive_samples}.')
+        centre = mode == 'softmax' if centre is None else centre
+        if centre and mode == 'sigmoid' and kd_weight:
+            raise ValueError('TopKDLoss: centre=True changes sigmoid probabilities, so the KD '
+                             "term of mode='sigmoid' cannot use centred logits: set "
+                             'kd_weight=0 or centre=False.')
         self.k = k
         self.scale_gamma = scale_gamma
         self.scale_delta = scale_delta
@@ -325,6 +336,7 @@ class TopKDLoss(BaseDistillLoss):
         self.kd_weight = kd_weight
         self.kd_tau = kd_tau
         self.mode = mode
+        self.centre = centre
         self.ignore_index = ignore_index
 
     def compute(self, preds_S: Tensor, preds_T: Tensor, labels: Optional[Tensor] = None,
@@ -335,7 +347,7 @@ class TopKDLoss(BaseDistillLoss):
             generator = torch.Generator().manual_seed(generator)
         logits_S, logits_T, labels, weight = flatten_logits(
             preds_S, preds_T, labels, weight, self.ignore_index, loss_name='TopKDLoss')
-        if self.mode == 'softmax':
+        if self.centre:
             logits_S = logits_S - logits_S.mean(dim=1, keepdim=True)
             logits_T = logits_T - logits_T.mean(dim=1, keepdim=True)
         scaled_T = top_k_scaling(logits_T, labels, self.k, self.scale_gamma, self.scale_delta)

@@ -188,6 +188,8 @@ def test_topkd_errors_and_registry():
         TopKDLoss(k=0)
     with pytest.raises(ValueError, match="'softmax' or 'sigmoid'"):
         TopKDLoss(mode='relu')
+    with pytest.raises(ValueError, match=r'centre=True changes sigmoid.*kd_weight=0 or centre'):
+        TopKDLoss(mode='sigmoid', centre=True, kd_weight=1.0)
     with pytest.raises(ValueError, match='positive temperatures'):
         TopKDLoss(contrastive_tau=0.0)
     assert TopKDLoss.requires_equal_num_classes is True
@@ -198,19 +200,23 @@ def test_topkd_errors_and_registry():
 def test_sigmoid_mode_gradient_is_weak_at_a_shared_prior_offset_and_centring_restores_it():
     """The hand-made case of the docstring: a RetinaNet-style prior (-4.6) shared by every
     logit makes raw logit vectors nearly parallel whatever the classes; centring does not."""
-    def case(mode):
+    def case(**kwargs):
         s = torch.full((1, 10), -4.6)
         s[0, 3] = 2.0
         s.requires_grad_(True)
         t = torch.full((1, 10), -4.6)
         t[0, 7] = 2.0
-        loss = TopKDLoss(mode=mode, k=5)(s, t)
+        loss = TopKDLoss(k=5, **kwargs)(s, t)
         grad, = torch.autograd.grad(loss, s)
         return float(loss), float(grad.norm())
 
-    raw, centred = case('sigmoid'), case('softmax')  # no KD term: 'softmax' = centred only
+    raw, centred = case(mode='sigmoid'), case(mode='sigmoid', centre=True)
     assert raw == pytest.approx((0.378, 0.0638), abs=1e-3)
     assert centred == pytest.approx((1.283, 0.430), abs=1e-3)
+    # Without a KD term the mode decides nothing but the default centring: the benchmark's
+    # centred row was measured as mode='softmax'.
+    assert case(mode='softmax') == centred
+    assert case(mode='softmax', centre=False) == raw
     kd = kd_divergence(torch.tensor([[-4.6] * 3 + [2.0] + [-4.6] * 6], requires_grad=True),
                        torch.tensor([[-4.6] * 7 + [2.0] + [-4.6] * 2]), 1.0, 'sigmoid')
     assert float(kd.mean()) == pytest.approx(5.748, abs=1e-3)
