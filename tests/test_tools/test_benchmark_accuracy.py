@@ -169,8 +169,8 @@ def test_seeds_per_task():
     """The pretrained regime gives the noisier detection task 5 seeds, the others 3; --seeds
     sets every task's; the header names them per task only when they differ."""
     regime = benchmark_accuracy.REGIMES['pretrained']
-    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg', 'ins']) == dict(
-        det=[0, 1, 2, 3, 4], seg=[0, 1, 2], ins=[0, 1, 2])
+    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg', 'ins', 'detr']) == dict(
+        det=[0, 1, 2, 3, 4], seg=[0, 1, 2], ins=[0, 1, 2], detr=[0, 1, 2, 3, 4])
     assert benchmark_accuracy.task_seeds(regime, ['det', 'seg'], [7]) == dict(det=[7], seg=[7])
     assert benchmark_accuracy.task_seeds(benchmark_accuracy.REGIMES['scratch'], ['det']) == dict(
         det=[0, 1, 2])
