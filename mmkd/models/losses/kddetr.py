@@ -44,6 +44,13 @@ summed over classes, so the weight does not grow with the number of points (mult
 library's adaptation to sigmoid classifiers (the published code applies the softmax KL to
 DAB-DETR's sigmoid logits). The published code normalises the teacher-sampled and the random
 points separately (one loss each, equal weights); here both sets are one set of points.
+
+**Measured** (digits DINO R18 -> half width, 30 + 30 points, the published weights, 400
+student iterations, benchmarks/RESULTS.md): +4.22 bbox mAP [+1.17, +7.27] over the student
+alone, 5 seeds, every seed gaining; AP75 +6.04. At initialisation only the class term moves the
+student's features (0.16x the task's gradient on the neck): mmdet zero-initialises the last
+layer of each DINO regression branch, so the box terms reach the features only once those
+layers have trained.
 """
 from typing import Optional, Sequence
 
