@@ -40,6 +40,13 @@ and use CWD on segmentation logits.
 -0.92]; at 0.3 it gains +0.60 [+0.20, +0.99] (+1.70 [+1.34, +2.06] over weight 1, paired by
 seed). The weight was the cause, and the gain stays small next to PKD's +7.07 on the same
 levels.
+
+**RCKA's feature term on the detection FPN: no gain at any weight tried** (digits RetinaNet
+pair, 3 seeds, bbox mAP gain): weight 10 (the COCO configs') -9.57 [-17.03, -2.10]; 3: -6.10,
+not resolved; 1: +2.80, not resolved. Its samples are the batch's 8 images, so it matches two
+8 x 8 Gram matrices, a target that says nothing about any location, while its neck gradient is
+7-14x the task's per level at cosine < 0.01. PCKA (patches as samples) gains +9.68 on the same
+pair: use it on detection necks.
 """
 import math
 import warnings
