@@ -74,9 +74,9 @@ configs/distill/topkd/topkd-raw_logits_retina-*_digits.py):
 - raw sigmoid mode (``centre=False``, the default until 2026-12-01): +5.30 [-2.45, +13.05]
   (5 seeds), not resolved;
 - raw, ten times the weight: +10.97 [+0.62, +21.31];
-- centred at weight 1: +14.30 [+5.03, +23.57] (3 seeds; measured as ``mode='softmax'``, the
-  same computation without a KD term), which is +11.10 [+4.18, +18.02] over raw, paired by
-  seed.
+- centred at weight 1: +15.54 [+11.37, +19.71] (5 seeds; seeds 0-2 measured as
+  ``mode='softmax'``, the same computation without a KD term), which is +10.24 [+4.21,
+  +16.27] over raw, paired by seed.
 
 The direction matters more than the size: the TopKD recipe on ``dense_cls_logits`` is
 ``mode='sigmoid', centre=True``.
