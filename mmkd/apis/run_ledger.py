@@ -103,15 +103,34 @@ class WeightStore:
         return osp.exists(self.path(name))
 
     def publish(self, src: str, name: str) -> str:
-        """Write the float16 copy of checkpoint ``src`` as ``name`` (atomically); its path."""
+        """Write the float16 copy of checkpoint ``src`` as ``name`` (atomically); its path.
+
+        A copy that already holds the same tensors is left byte for byte as it is: a call
+        without the ledger republishes its teachers, and ``torch.save`` does not write the
+        same bytes twice, so the committed copy would otherwise show as modified with
+        unchanged weights."""
         import torch
         ckpt = torch.load(src, map_location='cpu', weights_only=False)
         state = ckpt.get('state_dict', ckpt)
         half = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
                 for k, v in state.items()}
+        if self.has(name) and _same_state(torch.load(
+                self.path(name), map_location='cpu', weights_only=False).get('state_dict'),
+                half):
+            return self.path(name)
         os.makedirs(self.root, exist_ok=True)
         tmp = f'{self.path(name)}.{os.getpid()}.tmp'
         torch.save(dict(state_dict=half, meta=dict(source=osp.basename(src), dtype='float16')),
                    tmp)
         os.replace(tmp, self.path(name))
         return self.path(name)
+
+
+def _same_state(old, new: dict) -> bool:
+    """Whether two state dicts hold the same keys and equal tensors (other values equal)."""
+    import torch
+    if not isinstance(old, dict) or list(old) != list(new):
+        return False
+    return all(torch.equal(old[k], new[k]) if torch.is_tensor(new[k]) and torch.is_tensor(old[k])
+               else (not torch.is_tensor(old[k]) and not torch.is_tensor(new[k])
+                     and old[k] == new[k]) for k in new)

@@ -236,6 +236,19 @@ def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
     load_checkpoint(model, copy)
     assert model.conv.weight.dtype == torch.float32
     assert torch.equal(model.conv.weight.data, weights['conv.weight'])
+    # Publishing the same weights again keeps the copy byte for byte (the ledger's sha stays
+    # valid); other weights replace it.
+    store = WeightStore(str(tmp_path / 'weights'))
+    with open(copy, 'rb') as f:
+        before = f.read()
+    assert store.publish(str(tmp_path / 'b.pth'), 'a16.pth') == copy  # same weights
+    with open(copy, 'rb') as f:
+        assert f.read() == before
+    store.publish(str(tmp_path / 'c.pth'), 'a16.pth')
+    with open(copy, 'rb') as f:
+        assert f.read() != before
+    assert torch.equal(torch.load(copy)['state_dict']['conv.weight'],
+                       (torch.arange(6.).view(2, 3) + 1e-3).half())
 
     trained = []
 
