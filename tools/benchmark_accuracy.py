@@ -1,6 +1,7 @@
 """Which method makes a better student: every shipped digits method, over seeds, with intervals.
 
-    python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick] [--tasks det seg ins detr]
+    python tools/benchmark_accuracy.py [--regime pretrained|scratch|quick]
+        [--tasks det seg ins detr]
         [--methods pkd_fpn det:topkd_logits@x10 ...] [--seeds 0 1 2 ...] [--jobs 1] [--threads N]
         [--student-iters N] [--teacher-iters N] [--work-dir work_dirs/benchmark_accuracy] [--report-only]
         [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png] [--json PATH]

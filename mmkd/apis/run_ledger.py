@@ -28,7 +28,12 @@ def weights_sha(path: str) -> str:
     (timestamps, optimiser state, ``meta``)."""
     import torch
     ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    return state_sha(ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt)
+
+
+def state_sha(state: dict) -> str:
+    """:func:`weights_sha` of a state dict in memory."""
+    import torch
     h = hashlib.sha256()
     for name in sorted(state):
         value = state[name]
@@ -114,9 +119,7 @@ class WeightStore:
         state = ckpt.get('state_dict', ckpt)
         half = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
                 for k, v in state.items()}
-        if self.has(name) and _same_state(torch.load(
-                self.path(name), map_location='cpu', weights_only=False).get('state_dict'),
-                half):
+        if self.has(name) and weights_sha(self.path(name)) == state_sha(half):
             return self.path(name)
         os.makedirs(self.root, exist_ok=True)
         tmp = f'{self.path(name)}.{os.getpid()}.tmp'
@@ -124,13 +127,3 @@ class WeightStore:
                    tmp)
         os.replace(tmp, self.path(name))
         return self.path(name)
-
-
-def _same_state(old, new: dict) -> bool:
-    """Whether two state dicts hold the same keys and equal tensors (other values equal)."""
-    import torch
-    if not isinstance(old, dict) or list(old) != list(new):
-        return False
-    return all(torch.equal(old[k], new[k]) if torch.is_tensor(new[k]) and torch.is_tensor(old[k])
-               else (not torch.is_tensor(old[k]) and not torch.is_tensor(new[k])
-                     and old[k] == new[k]) for k in new)

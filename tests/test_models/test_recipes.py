@@ -259,8 +259,9 @@ def test_logit_recipes_read_the_places_labels():
         assert out.loss_forward_mappings[name]['labels'] == dict(from_data='gt_sem_seg')
     assert out.distill_losses['loss_dkd_logits'] == dict(type='DKDLoss', alpha=1.0, beta=8.0,
                                                          tau=4.0, warmup_iters=1000)
+    # the inner loss's own arguments go inside
     assert parse_recipe(0, dict(type='TopKD', on='dense_cls_logits', k=3)).loss['loss'] == dict(
-        type='TopKDLoss', mode='sigmoid', centre=True, k=3)  # the inner loss's own arguments go inside
+        type='TopKDLoss', mode='sigmoid', centre=True, k=3)
 
 
 def test_seg_logits_recipe_resizes_the_student_and_shares_an_explicit_recorder():

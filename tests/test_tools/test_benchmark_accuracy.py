@@ -236,8 +236,8 @@ def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
     load_checkpoint(model, copy)
     assert model.conv.weight.dtype == torch.float32
     assert torch.equal(model.conv.weight.data, weights['conv.weight'])
-    # Publishing the same weights again keeps the copy byte for byte (the ledger's sha stays
-    # valid); other weights replace it.
+    # Publishing the same weights again keeps the copy byte for byte (git sees no change);
+    # other weights replace it.
     store = WeightStore(str(tmp_path / 'weights'))
     with open(copy, 'rb') as f:
         before = f.read()

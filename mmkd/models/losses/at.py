@@ -20,15 +20,15 @@ connector needed). When the spatial sizes differ, the student's (unnormalised) m
 
 | weight | detection, bbox mAP | segmentation, mIoU |
 |---|---|---|
-| the paper's (beta / 2 = 500, set for CIFAR) | -2.28 [-6.42, +1.86], 5 seeds | -4.93 [-6.81, -3.04] |
+| the paper's (beta / 2 = 500, for CIFAR) | -2.28 [-6.42, +1.86], 5 seeds | -4.93 [-6.81, -3.04] |
 | a tenth | +2.37 [-8.19, +12.92], 3 seeds | -0.94 [-1.82, -0.06] |
 
 At the paper's weight its neck gradient at initialisation is 46-93x the task's, at cosine about
 0. A tenth of the weight removes most of the loss, but it does not gain on either task. Our
-reading: AT keeps only where activation energy lies, summed over channels. On these images that is where
-the objects are, which the task's own loss already teaches. The teacher's channels, which the
-other FPN losses transfer (PKD, CWD, FitNet: +16 to +21 bbox mAP), are pooled away. Prefer
-those losses on detectors and segmentors.
+reading: AT keeps only where activation energy lies, summed over channels. On these images
+that is where the objects are, which the task's own loss already teaches. The teacher's
+channels, which the other FPN losses transfer (PKD, CWD, FitNet: +16 to +21 bbox mAP), are
+pooled away. Prefer those losses on detectors and segmentors.
 """
 import torch.nn.functional as F
 from torch import Tensor

@@ -54,7 +54,8 @@ decide how much TSM amplifies (a negative logit times :math:`w > 1` even decreas
 ``mode='sigmoid'`` (our extension for per-class sigmoid dense heads) does not centre by
 default; TSM then lowers negative top-K logits, so apply it where the teacher is confident or
 the location is positive (``weight``), as is recommended for dense heads anyway. The recipe
-for dense heads centres (``mode='sigmoid', centre=True``): see the measured fix below. Samples labelled
+for dense heads centres (``mode='sigmoid', centre=True``): see the measured fix below.
+Samples labelled
 ``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
 
 **Measured weakness of sigmoid mode on dense heads.** A cosine between raw logit vectors
