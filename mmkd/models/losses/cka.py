@@ -42,8 +42,8 @@ seed). The weight was the cause, and the gain stays small next to PKD's +7.07 on
 levels.
 
 **RCKA's feature term on the detection FPN: no gain at any weight tried** (digits RetinaNet
-pair, 3 seeds, bbox mAP gain): weight 10 (the COCO configs') -9.57 [-17.03, -2.10]; 3: -6.10,
-not resolved; 1: +2.80, not resolved. Its samples are the batch's 8 images, so it matches two
+pair, 5 seeds, bbox mAP gain): weight 10 (the COCO configs') -6.54 [-12.66, -0.42]; 3: -4.50,
+not resolved; 1: +1.68, not resolved. Its samples are the batch's 8 images, so it matches two
 8 x 8 Gram matrices, a target that says nothing about any location, while its neck gradient is
 7-14x the task's per level at cosine < 0.01. PCKA (patches as samples) gains +9.68 on the same
 pair: use it on detection necks.

@@ -49,12 +49,12 @@ cannot undo KD's failure on segmentation logits. That failure is per pixel: the 
 over pixels that are 92% background, and it raises pixel accuracy (+1.18) at the digits'
 expense (mean class accuracy -4.35); see :mod:`.kd`.
 
-**The significance and hybrid configs gain nothing, and why** (same benchmark, 3 seeds). They
-train on the 30% most significant images (``SignificanceSubset``, budget 0.3). Against a
-control on the same subset with the KD weight at 0, the distillation gains +10.9 (significance)
-and +11.7 [+1.4, +22.1] (hybrid) bbox mAP, and +1.5 mIoU, both resolved on segmentation; but
-the budget alone changes the detection student by -11.1 bbox mAP [-22.0, -0.3] against training
-on every image. Net: -0.2 and +0.6 bbox mAP. The budget trades accuracy for data; use
+**The significance and hybrid configs gain nothing, and why** (same benchmark; detection 5
+seeds, segmentation 3). They train on the 30% most significant images (``SignificanceSubset``,
+budget 0.3). Against a control on the same subset with the KD weight at 0, the distillation
+gains +12.6 [+6.8, +18.5] (significance) and +13.2 [+8.7, +17.6] (hybrid) bbox mAP, and +1.5
+mIoU, all resolved; but the budget alone changes the detection student by -10.8 bbox mAP
+[-16.0, -5.5] against training on every image. Net: +1.9 and +2.4 bbox mAP, not resolved. The budget trades accuracy for data; use
 ``regulated`` (every image) when accuracy is the aim.
 """
 from typing import List, Optional, Sequence, Tuple, Union

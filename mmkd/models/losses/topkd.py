@@ -74,7 +74,7 @@ configs/distill/topkd/topkd-raw_logits_retina-*_digits.py):
 
 - raw sigmoid mode (``centre=False``, the default until 2026-12-01): +5.30 [-2.45, +13.05]
   (5 seeds), not resolved;
-- raw, ten times the weight: +10.97 [+0.62, +21.31];
+- raw, ten / thirty times the weight: +12.30 [+7.51, +17.09] / +13.24 [+9.54, +16.94] (5 seeds);
 - centred at weight 1: +15.54 [+11.37, +19.71] (5 seeds; seeds 0-2 measured as
   ``mode='softmax'``, the same computation without a KD term), which is +10.24 [+4.21,
   +16.27] over raw, paired by seed.
