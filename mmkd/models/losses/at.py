@@ -29,7 +29,7 @@ At the paper's weight its neck gradient at initialisation is 46-93x the task's, 
 on either task. Our
 reading: AT keeps only where activation energy lies, summed over channels. On these images
 that is where the objects are, which the task's own loss already teaches. The teacher's
-channels, which the other FPN losses transfer (PKD, CWD, FitNet: +16 to +21 bbox mAP), are
+channels, which the other FPN losses transfer (PKD, CWD, FitNet: +15 to +23 bbox mAP), are
 pooled away. Prefer those losses on detectors and segmentors.
 """
 import torch.nn.functional as F

@@ -20,12 +20,12 @@ area: the COCO weight, set for P3 maps of about 100 x 168 cells, is about 65 tim
 the 16 x 16 P3 of 128 px images; on the digits RetinaNet pair its neck gradient is 0.04-0.48 of
 the task's (``tools/analysis/loss_balance.py``, benchmarks/RESULTS.md). Measured there, gain
 over the student at the COCO weight / ten times it / 65 times it (the area ratio), paired by
-seed: detection +12.66 / +19.60 / +19.46 bbox mAP (5 seeds; x10 over x1 +6.94 [+1.70,
-+12.18]), segmentation +4.61 / +1.71 / +1.36 mIoU (3 seeds). So the area ratio is not the
-rule: at the COCO weight, segmentation's four levels (a stride-4 one among them) already put
-3.0x the task's gradient on the neck, detection's three 0.66x. On both tasks the best weight was the one whose neck
-gradient at initialisation is a few times the task's (3x seg, 6.6x det); set ``loss_weight``
-that way on images much smaller than COCO's, with ``loss_balance.py``.
+seed: detection +12.66 / +19.60 / +19.46 bbox mAP (5 seeds; x10 over x1 +6.94 [+1.70, +12.18]),
+segmentation +4.61 / +1.71 / +1.36 mIoU (3 seeds). So the area ratio is not the rule: at the
+COCO weight, segmentation's four levels (a stride-4 one among them) already put 3.0x the task's
+gradient on the neck, detection's three 0.66x. On both tasks the best weight was the one whose
+neck gradient at initialisation is a few times the task's (3x seg, 6.6x det); set
+``loss_weight`` that way on images much smaller than COCO's, with ``loss_balance.py``.
 
 The alignment (a 1x1 conv, only when the channel counts differ) and the generator are trained
 with the student; they are discarded after distillation. The mask is drawn from torch's global
