@@ -26,11 +26,10 @@ connector needed). When the spatial sizes differ, the student's (unnormalised) m
 
 At the paper's weight its neck gradient at initialisation is 46-93x the task's, at cosine about
 0. A tenth of the weight removes most of the loss and a hundredth all of it, but neither gains
-on either task. Our
-reading: AT keeps only where activation energy lies, summed over channels. On these images
-that is where the objects are, which the task's own loss already teaches. The teacher's
-channels, which the other FPN losses transfer (PKD, CWD, FitNet: +15 to +23 bbox mAP), are
-pooled away. Prefer those losses on detectors and segmentors.
+on either task. Our reading: AT keeps only where activation energy lies, summed over channels.
+On these images that is where the objects are, which the task's own loss already teaches. The
+teacher's channels, which the other FPN losses transfer (PKD, CWD, FitNet: +15 to +23 bbox mAP),
+are pooled away. Prefer those losses on detectors and segmentors.
 """
 import torch.nn.functional as F
 from torch import Tensor

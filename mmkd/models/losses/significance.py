@@ -53,9 +53,9 @@ expense (mean class accuracy -4.35); see :mod:`.kd`.
 seeds, segmentation 3). They train on the 30% most significant images (``SignificanceSubset``,
 budget 0.3). Against a control on the same subset with the KD weight at 0, the distillation
 gains +12.6 [+6.8, +18.5] (significance) and +13.2 [+8.7, +17.6] (hybrid) bbox mAP, and +1.5
-mIoU, all resolved; but the budget alone changes the detection student by -10.8 bbox mAP [-16.0,
--5.5] against training on every image. Net: +1.9 and +2.4 bbox mAP, not resolved. The budget
-trades accuracy for data; use ``regulated`` (every image) when accuracy is the aim.
+mIoU, all resolved; but the budget alone changes the detection student by -10.8 bbox mAP
+[-16.0, -5.5] against training on every image. Net: +1.9 and +2.4 bbox mAP, not resolved. The
+budget trades accuracy for data; use ``regulated`` (every image) when accuracy is the aim.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 

@@ -51,12 +51,11 @@ temperature). ``centre`` (default in ``mode='softmax'``, the paper's classifiers
 subtracts each sample's mean logit from student and teacher: softmax logits are defined up to
 that shift, while TSM's product and the cosines are not, so without it an arbitrary offset would
 decide how much TSM amplifies (a negative logit times :math:`w > 1` even decreases).
-``mode='sigmoid'`` (our extension for per-class sigmoid dense heads) does not centre by
-default; TSM then lowers negative top-K logits, so apply it where the teacher is confident or
-the location is positive (``weight``), as is recommended for dense heads anyway. The recipe
-for dense heads centres (``mode='sigmoid', centre=True``): see the measured fix below.
-Samples labelled
-``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
+``mode='sigmoid'`` (our extension for per-class sigmoid dense heads) does not centre by default;
+TSM then lowers negative top-K logits, so apply it where the teacher is confident or the
+location is positive (``weight``), as is recommended for dense heads anyway. The recipe for
+dense heads centres (``mode='sigmoid', centre=True``): see the measured fix below. Samples
+labelled ``ignore_index`` are left out; without ``labels`` only the teacher's top-K is scaled.
 
 **Measured weakness of sigmoid mode on dense heads.** A cosine between raw logit vectors
 ignores what they share, and a RetinaNet-style head starts every logit at its prior bias
