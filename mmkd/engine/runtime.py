@@ -57,6 +57,45 @@ def enable_amp(cfg: Config) -> Config:
     return cfg
 
 
+def enable_tta(cfg: Config) -> Config:
+    """Test-time augmentation as mmdet's and mmseg's tools/test.py set it up: the model wrapped
+    in the config's ``tta_model`` (``DetTTAModel`` / ``SegTTAModel``: it runs the wrapped
+    model's ``test_step`` on every augmented view and merges the predictions; a Distiller's
+    ``test_step`` predicts with its student), the test pipeline replaced by ``tta_pipeline``."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
+    if missing:
+        raise ValueError(f'--tta needs the config to define {missing} (mmdet and mmseg model-zoo '
+                         'configs that support test-time augmentation define tta_model and '
+                         'tta_pipeline); add them, or test without --tta.')
+    cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # through dataset wrappers
+        dataset = dataset['dataset']
+    if dataset.get('batch_shapes_cfg'):  # YOLO-style batch shapes cannot take TTA's views
+        dataset.batch_shapes_cfg = None
+    dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
+def show_predictions(cfg: Config, show_dir: str) -> Config:
+    """Make the config's visualization hook draw every test prediction, as mmdet's and mmseg's
+    ``--show-dir`` do: mmdet's ``DetVisualizationHook`` into ``show_dir`` under the run's
+    timestamped log folder, mmseg's ``SegVisualizationHook`` (every image) through the
+    visualizer, whose ``save_dir`` becomes ``show_dir``."""
+    hook = (cfg.get('default_hooks') or {}).get('visualization')
+    if not hook:
+        raise ValueError('--show-dir needs a visualization hook in default_hooks (mmdet: '
+                         "dict(type='DetVisualizationHook'), mmseg: "
+                         "dict(type='SegVisualizationHook')); the config has none.")
+    hook['draw'] = True
+    if 'Seg' in str(hook.get('type', '')):
+        hook['interval'] = 1  # mmseg draws every interval-th image; --show-dir means all
+        cfg.visualizer['save_dir'] = show_dir
+    else:
+        hook['test_out_dir'] = show_dir
+    return cfg
+
+
 def setup_device(cfg: Config) -> Config:
     """Let a config written for GPUs run distributed on a CPU-only machine.
 

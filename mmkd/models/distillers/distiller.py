@@ -20,6 +20,10 @@ One training step, as :meth:`Distiller.loss` runs it:
 The wiring (recorders, connectors, losses, mappings) is written out in the config, or given
 as ``recipes`` (``[dict(type='PKD', on='neck')]``) that are expanded into it when the model is
 built (:mod:`.recipes`, :mod:`.expansion`, after probing both models' shapes: :mod:`.probe`).
+
+To mmdet's and mmseg's hooks, loops and tools the Distiller is its student: an attribute it
+does not have is the student's (``model.bbox_head``), and copies share the frozen teachers
+(EMAHook's average): :mod:`.student_access`.
 """
 import copy
 from collections import OrderedDict
@@ -46,6 +50,7 @@ from .expansion import expand_recipes, log_expansion
 from .task_gradients import TaskGradients
 from .cross_heads import CrossHeads
 from .distill_points import DistillPoints
+from .student_access import StudentAccess
 from .teacher_replays import TeacherReplays
 from .teacher_runner import TeacherRunner, check_precision, needed_records, to_channels_last
 from .teachers import DEFAULT_TEACHER, teacher_entries, teacher_role
@@ -56,7 +61,7 @@ TEACHER_FORWARD_MODES = ('auto', 'extract_feat', 'tensor', 'loss')
 
 
 @MODELS.register_module()
-class Distiller(BaseModel):
+class Distiller(StudentAccess, BaseModel):
     """Distills one or several frozen mmdet / mmseg teachers into a student built from its own
     config.
 
