@@ -1,6 +1,7 @@
 """Config loading and device set-up shared by tools/train.py, tools/test.py and tools/demo.py."""
 import argparse
 import contextlib
+import copy
 import os
 import os.path as osp
 from typing import Optional
@@ -9,11 +10,16 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 
+from mmkd.utils.packages import import_custom_modules
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
-    """``Config.fromfile`` + ``--cfg-options`` + the work dir default of mmdet's tools."""
-    cfg = Config.fromfile(path)
+    """``Config.fromfile`` + ``--cfg-options`` + the work dir default of mmdet's tools; a
+    package that the config's ``custom_imports`` need and that is not installed fails here,
+    naming itself and its install command (:func:`mmkd.utils.packages.import_custom_modules`)."""
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    import_custom_modules(cfg, path)
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -61,16 +67,33 @@ def enable_tta(cfg: Config) -> Config:
     """Test-time augmentation as mmdet's and mmseg's tools/test.py set it up: the model wrapped
     in the config's ``tta_model`` (``DetTTAModel`` / ``SegTTAModel``: it runs the wrapped
     model's ``test_step`` on every augmented view and merges the predictions; a Distiller's
-    ``test_step`` predicts with its student), the test pipeline replaced by ``tta_pipeline``."""
-    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
-    if missing:
-        raise ValueError(f'--tta needs the config to define {missing} (mmdet and mmseg model-zoo '
-                         'configs that support test-time augmentation define tta_model and '
-                         'tta_pipeline); add them, or test without --tta.')
-    cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    ``test_step`` predicts with its student), the test pipeline replaced by ``tta_pipeline``.
+
+    As mmdet's tool does, a detection config without them gets horizontal-flip TTA (its test
+    pipeline with the packing step replaced by both flips, NMS at IoU 0.5 to merge); mmseg's
+    tool has no default, so a segmentation config must define both.
+    """
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:  # through dataset wrappers
         dataset = dataset['dataset']
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
+    if missing and cfg.get('default_scope') == 'mmdet':
+        cfg.setdefault('tta_model', dict(type='DetTTAModel', tta_cfg=dict(
+            nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
+        if not cfg.get('tta_pipeline'):
+            pipeline = copy.deepcopy(dataset.pipeline)
+            pipeline[-1] = dict(type='TestTimeAug', transforms=[
+                [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+                [dict(type='PackDetInputs', meta_keys=(
+                    'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                    'flip_direction'))]])
+            cfg.tta_pipeline = pipeline
+    elif missing:
+        raise ValueError(f'--tta needs the config to define {missing}: mmseg configs define '
+                         "tta_model = dict(type='SegTTAModel') and a tta_pipeline (e.g. "
+                         "mmseg::_base_/datasets/cityscapes.py's); add them, or test without "
+                         '--tta.')
+    cfg.model = dict(**cfg.tta_model, module=cfg.model)
     if dataset.get('batch_shapes_cfg'):  # YOLO-style batch shapes cannot take TTA's views
         dataset.batch_shapes_cfg = None
     dataset.pipeline = cfg.tta_pipeline

@@ -47,6 +47,14 @@ def test_detection_distill_evaluate_and_export(digits_root, det_teacher_ckpt, tm
 
     tested = run_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'test')
     assert re.search(r'coco/bbox_mAP: [\d.]+', tested.stdout + tested.stderr)
+    # mmdet's flip TTA around the student (the config defines none: mmdet's default), and the
+    # visualization hook drawing the student's predictions, one image per validation image
+    tta = run_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'tta', '--tta',
+                   '--show-dir', 'shown')
+    assert re.search(r'coco/bbox_mAP: [\d.]+', tta.stdout + tta.stderr)
+    drawn = [f for r, _, fs in os.walk(tmp_path / 'tta') if osp.basename(r) == 'shown'
+             for f in fs if f.endswith('.png')]
+    assert len(drawn) == 8, drawn
 
     exported = tmp_path / 'export' / 'student.pth'
     run_tool('export_student.py', ckpt, exported)
@@ -64,6 +72,10 @@ def test_segmentation_distill_evaluate_and_export(digits_root, seg_teacher_ckpt,
     assert not any(k.startswith('teachers.') for k in checkpoint_keys(ckpt))
     tested = run_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'test')
     assert re.search(r'mIoU: [\d.]+', tested.stdout + tested.stderr)
+    failed = run_tool('test.py', cfg, ckpt, '--tta', check=False)
+    # mmseg's runtime defines tta_model, the digits dataset config no tta_pipeline
+    assert failed.returncode != 0
+    assert "--tta needs the config to define ['tta_pipeline']" in failed.stderr
 
     exported = tmp_path / 'export' / 'student.pth'
     run_tool('export_student.py', ckpt, exported)
