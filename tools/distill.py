@@ -47,8 +47,8 @@ def parse_args(argv=None):
 def write_config(args) -> str:
     """Write the distillation config; return its path."""
     method, _ = lookup_recipe(args.method)  # an unknown method fails here, listing the known
-    student_cfg = load_config(args.student)
-    on = args.on or default_place(method, task_of(student_cfg))
+    student_cfg, teacher_cfg = load_config(args.student), load_config(args.teacher)
+    on = args.on or default_place(method, task_of(student_cfg), student_cfg, teacher_cfg)
     parse_recipe(0, dict(type=method, on=on))  # a place the method cannot read fails here
     name = config_name(method, on, args.student, args.teacher)
     work_dir = args.work_dir or osp.join('work_dirs', name)
@@ -60,7 +60,8 @@ def write_config(args) -> str:
         ckpt = osp.abspath(ckpt)
     text = distill_config_text(args.student, args.teacher, ckpt,
                                [dict(type=method, on=on)], student_cfg,
-                               command if command.strip() != 'python tools/distill.py' else '')
+                               command if command.strip() != 'python tools/distill.py' else '',
+                               teacher_cfg=teacher_cfg)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
         f.write(text)

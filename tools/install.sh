@@ -11,6 +11,11 @@
 #                        CUDA build can set e.g. MMKD_TORCH_SPEC=torch (or keep an installed one
 #                        with MMKD_TORCH_SPEC=skip).
 #   MAX_JOBS=N           parallel compile jobs for mmcv's ops (default: 2)
+#
+# torchvision (mmpretrain's models import it) is installed as the release of the installed
+# torch, from the index of that torch's build (PyPI; https://download.pytorch.org/whl/<build>
+# for a torch such as 2.13.0+cpu). When none loads, it is left out with a warning: configs
+# that import mmpretrain's models then fail naming torchvision and the command to install it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,11 +31,43 @@ stamp="$venv/.mmkd-install-stamp"
 
 check_imports() {
   "$venv/bin/python" - <<'PY'
-import mmcv, mmengine, mmdet, mmseg, torch, pycocotools, sklearn, pytest, xdist, mmkd
+import mmcv, mmengine, mmdet, mmseg, mmpretrain, torch, pycocotools, sklearn, pytest, xdist, mmkd
+import skimage
 from mmcv.ops import nms, RoIAlign  # compiled ops must be present
+try:
+    import mmpretrain.models
+    backbones = 'its models import'
+except ImportError as err:  # torchvision: see the warning above
+    backbones = f'its models do not import: {err}'
 print(f'mmkd env ok: torch {torch.__version__}, mmcv {mmcv.__version__}, '
-      f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}')
+      f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '
+      f'mmpretrain {mmpretrain.__version__} ({backbones}), scikit-image {skimage.__version__}')
 PY
+}
+
+torchvision_loads() {
+  "$venv/bin/python" -c 'import torchvision.ops' 2>/dev/null
+}
+
+# The torchvision release of the installed torch, from the index of its build
+# (mmkd.utils.packages.torchvision_requirement): its compiled ops link to that torch.
+install_torchvision() {
+  local spec index
+  read -r spec index < <(PYTHONPATH="$repo" "$venv/bin/python" -c 'import torch
+from mmkd.utils.packages import torchvision_requirement
+print(*(part or "" for part in torchvision_requirement(torch.__version__)))')
+  if [[ -n "$spec" && -n "$index" ]]; then
+    "${pip[@]}" install -q --no-deps --index-url "$index" "$spec" 2>/dev/null || true
+  elif [[ -n "$spec" ]]; then
+    "${pip[@]}" install -q --no-deps "$spec" || true
+  fi
+  if ! torchvision_loads; then
+    "${pip[@]}" uninstall -y -q torchvision 2>/dev/null || true
+    echo "[mmkd install] WARNING: no torchvision for this torch loads here (tried" \
+      "${spec:-no known release}${index:+ from $index}). mmpretrain's models (ConvNeXt," \
+      "PoolFormer ... backbones) import it: install the torchvision build of your torch," \
+      "e.g. pip install ${spec:-torchvision}${index:+ --index-url $index}" >&2
+  fi
 }
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$fingerprint" ]] && check_imports 2>/dev/null; then
@@ -56,8 +93,13 @@ if ! "$venv/bin/python" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2
   MMCV_WITH_OPS=1 "${pip[@]}" install --no-build-isolation 'mmcv==2.1.0' 'numpy<2'
 fi
 
-echo "[mmkd install] mmengine, mmdet, mmsegmentation, pycocotools, test tools, mmkd (editable)"
+echo "[mmkd install] mmengine, mmdet, mmsegmentation, mmpretrain, scikit-image, pycocotools," \
+  "test tools, mmkd (editable)"
 "${pip[@]}" install -q -r "$repo/requirements/runtime.txt" -r "$repo/requirements/tests.txt"
+if ! torchvision_loads; then  # after the requirements: it needs pillow, which they bring
+  echo "[mmkd install] torchvision (the release of the installed torch)"
+  install_torchvision
+fi
 "${pip[@]}" install -q --no-build-isolation --no-deps -e "$repo"
 
 check_imports

@@ -22,7 +22,7 @@ def student_config(distill_cfg: Config) -> Config:
     if cfg.model.get('type') not in ('Distiller', 'mmkd.Distiller'):
         raise ValueError(f"Config model type is {cfg.model.get('type')!r}, not a Distiller: "
                          'there is no student to extract.')
-    student_model, _ = resolve_model_cfg(cfg.model['student'], 'student')
+    student_model, _ = resolve_model_cfg(cfg.model['student'], 'student', buildable=False)
     cfg.model = student_model
     for key in DISTILL_ONLY_KEYS:
         cfg.pop(key, None)

@@ -49,3 +49,54 @@ def test_unknown_or_ambiguous_names_fail_naming_the_closest_files():
 def test_a_package_that_is_not_installed_is_named():
     with pytest.raises(FileNotFoundError, match="'mmyolo' is not installed"):
         resolve_zoo_config('mmyolo::yolov5/yolov5_s-v61_syncbn_8xb16-300e_coco.py')
+
+
+def _installed_zoo_files(package):
+    """Every ``.py`` under the installed package's model-zoo configs, found on disk."""
+    import os
+    import os.path as osp
+
+    from mmengine.utils import get_installed_path
+    root = osp.join(get_installed_path(package), '.mim', 'configs')
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith('.py'):
+                path = osp.join(folder, name)
+                yield osp.relpath(path, root).replace(os.sep, '/'), path
+
+
+@pytest.mark.parametrize('package, scope', [('mmdet', 'mmdet'), ('mmsegmentation', 'mmseg')])
+def test_every_installed_model_zoo_name_resolves_to_its_file(package, scope):
+    """Names only, nothing built: what mmkd reads for each name (zoo_config_file), and
+    whether mmengine's own parser takes it (mmengine_reads, for `_base_`)."""
+    import os.path as osp
+
+    from mmengine.config.utils import _get_package_and_cfg_path
+
+    from mmkd.models.distillers.zoo_names import mmengine_reads, zoo_config_file
+    unparsed = []
+    files = list(_installed_zoo_files(package))
+    assert len(files) > 700
+    for rel, path in files:
+        name = f'{scope}::{rel}'
+        assert resolve_zoo_config(name) == name
+        assert zoo_config_file(name) == path and osp.isfile(path)
+        try:
+            _get_package_and_cfg_path(name)
+            parsed = True
+        except ValueError:
+            parsed = False
+        assert mmengine_reads(name) == parsed, name
+        unparsed += [] if parsed else [rel]
+    if scope == 'mmdet':  # the names mmengine rejects, which mmkd reads all the same
+        assert 'gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py' in unparsed
+        assert {rel.split('/')[0] for rel in unparsed} == {'gn+ws', 'legacy_1.x'}
+
+
+def test_a_name_mmengine_rejects_loads_as_a_model_config():
+    from mmkd.models.distillers.model_config import load_model_file
+    cfg = load_model_file('mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py')
+    assert cfg.model.type == 'FasterRCNN' and cfg.model.backbone.conv_cfg.type == 'ConvWS'
+    model_cfg, _ = resolve_model_cfg(
+        dict(cfg_path='mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py'), 'student')
+    assert model_cfg._scope_ == 'mmdet' and model_cfg.neck.norm_cfg.type == 'GN'

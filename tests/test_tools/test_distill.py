@@ -6,6 +6,7 @@ from mmengine.config import Config
 from tool_runs import CONFIGS, load_tool, run_tool
 
 from mmkd.apis.distill import default_place
+from mmkd.models.distillers.zoo_names import zoo_config_file
 
 DET_STUDENT = f'{CONFIGS}/digits/retinanet_r18-w32_digits.py'
 DET_TEACHER_CFG = f'{CONFIGS}/digits/retinanet_r18_digits.py'
@@ -158,3 +159,83 @@ def test_the_issues_pairs_train_from_the_written_config(pair, tmp_path):
             f'distill.{name}' for name in losses]
         assert all(torch.isfinite(torch.as_tensor(v)) for v in log.values())
     assert any(not torch.equal(b, p) for b, p in zip(before, watched.parameters()))
+
+
+# Issue 24: model-zoo configs that the dry run could not take (mmcv's SyncBN without a process
+# group; a name mmengine's parser rejects).
+ZOO_DRY_RUNS = {
+    'MMSyncBN student, one process': (
+        'mmdet::strong_baselines/mask-rcnn_r50_fpn_rpn-2conv_4conv1fc_syncbn-all_lsj-100e_coco.py',
+        'mmdet::mask_rcnn/mask-rcnn_r101_fpn_1x_coco.py'),
+    "'+' in the names": ('mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py',
+                         'mmdet::gn+ws/faster-rcnn_r101_fpn_gn-ws-all_1x_coco.py'),
+}
+
+
+@pytest.mark.parametrize('pair', list(ZOO_DRY_RUNS))
+def test_dry_run_takes_sync_bn_and_names_mmengine_rejects(pair, tmp_path):
+    student, teacher = ZOO_DRY_RUNS[pair]
+    out = tmp_path / 'cfg.py'
+    model = load_tool('distill.py').main([student, teacher, 'teacher.pth', '--method', 'pkd',
+                                          '--out', str(out), '--dry-run'])
+    assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(4)]
+    cfg = Config.fromfile(str(out))  # the written config reads back
+    assert cfg.model.student.cfg_path == student and cfg.model.teacher.cfg_path == teacher
+    own = Config.fromfile(zoo_config_file(student)).train_dataloader  # the student's, _base_
+    assert (cfg.train_dataloader.dataset.type, cfg.train_dataloader.batch_size) == (
+        own.dataset.type, own.batch_size)
+    text = out.read_text()
+    if '+' in student:  # mmengine cannot parse the name: the installed file, named
+        assert (f'# {student} (mmengine cannot parse this model-zoo name: its installed '
+                f"file)\n_base_ = '{zoo_config_file(student)}'\n") in text
+    else:
+        assert f"\n_base_ = '{student}'\n" in text
+
+
+MASK2FORMER = 'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'
+
+
+def test_written_config_keeps_the_custom_imports_of_both_configs(tmp_path):
+    """The student's imports written as a string (mmseg's Mask2Former: 'mmdet.models'), the
+    teacher's as a list with one more module; one list, in order, once each, plus mmkd."""
+    assert Config.fromfile(osp.join(
+        __import__('mmseg').__path__[0], '.mim', 'configs', 'mask2former',
+        osp.basename(MASK2FORMER))).custom_imports.imports == 'mmdet.models'
+    teacher = tmp_path / 'teacher.py'
+    teacher.write_text(f"_base_ = '{SEG_TEACHER_CFG}'\ncustom_imports = dict(imports="
+                       "['mmseg.models', 'mmdet.models'], allow_failed_imports=False)\n")
+    tool = load_tool('distill.py')
+    out = tool.write_config(tool.parse_args([MASK2FORMER, str(teacher), 't.pth', '--method',
+                                             'cwd', '--on', 'seg_logits', '--out',
+                                             str(tmp_path / 'cwd.py')]))
+    written = ("custom_imports = dict(imports=['mmdet.models', 'mmseg.models', 'mmkd'], "
+               'allow_failed_imports=False)')
+    assert written in open(out).read()
+    assert Config.fromfile(out).custom_imports == dict(
+        imports=['mmdet.models', 'mmseg.models', 'mmkd'], allow_failed_imports=False)
+
+
+def test_custom_imports_merge_every_form_mmengine_accepts():
+    from mmkd.apis.distill import merged_custom_imports
+    student = Config(dict(custom_imports=dict(imports='mmdet.models')))
+    teacher = Config(dict(custom_imports=dict(imports=['mmpretrain.models', 'mmdet.models'],
+                                              allow_failed_imports=True)))
+    assert merged_custom_imports([('s', student), ('t', teacher)]) == dict(
+        imports=['mmdet.models', 'mmpretrain.models', 'mmkd'], allow_failed_imports=True)
+    assert merged_custom_imports([('s', Config()), ('t', None)]) == dict(
+        imports=['mmkd'], allow_failed_imports=False)
+    with pytest.raises(TypeError, match=r"t: custom_imports.imports must be a module name or "
+                       r"a list of them \(e.g. imports=\['mmpretrain.models'\]\), got 3"):
+        merged_custom_imports([('t', Config(dict(custom_imports=dict(imports=3))))])
+
+
+def test_a_config_that_needs_a_missing_package_fails_before_anything_is_written(tmp_path):
+    student = tmp_path / 'student.py'
+    student.write_text(f"_base_ = '{DET_STUDENT}'\n"
+                       "custom_imports = dict(imports=['mmkd_absent_pkg.models'])\n")
+    out = tmp_path / 'out.py'
+    with pytest.raises(ModuleNotFoundError, match=r"needs the package 'mmkd_absent_pkg', which "
+                       r'is not installed: install it with `pip install mmkd_absent_pkg`'):
+        load_tool('distill.py').main([str(student), DET_TEACHER_CFG, 't.pth', '--method', 'pkd',
+                                      '--out', str(out), '--dry-run'])
+    assert not out.exists()

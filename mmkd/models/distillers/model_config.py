@@ -8,22 +8,40 @@ An entry is either
   installed release, see :mod:`.zoo_names`); or
 * a model config dict, e.g. ``dict(_scope_='mmdet', type='RetinaNet', ...)`` (usually taken
   from an inherited base config), whose scope is its ``_scope_`` or a ``scope.Type`` prefix.
+
+A package the model needs (its config's ``custom_imports``, the scope of a type such as
+``'mmpretrain.ConvNeXt'``) that is not installed fails here, naming the package and the
+command that installs it (:mod:`mmkd.utils.packages`). Outside a distributed run, mmcv's
+``MMSyncBN`` layers are built as torch's ``SyncBN`` (see :func:`single_process_norms`).
 """
 import copy
+import logging
 from typing import Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
-from mmengine.hub import get_config
+from mmengine.dist import is_distributed
+from mmengine.logging import print_log
 
-from .zoo_names import resolve_zoo_config
+from mmkd.utils.packages import check_model_scopes, import_custom_modules
+from .zoo_names import zoo_config_file
+
+#: mmcv's synchronised BN: its constructor asks the default process group for its size.
+MMCV_SYNC_BN = 'MMSyncBN'
+#: Arguments of mmcv's SyncBN that torch's does not take.
+_MMCV_SYNC_BN_ONLY = ('group', 'stats_mode')
 
 
-def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
+def resolve_model_cfg(entry, role: str,
+                      buildable: bool = True) -> Tuple[ConfigDict, Optional[Config]]:
     """Return ``(model_cfg with _scope_ set, the source Config or None)`` for ``entry``.
 
     Args:
         entry (dict): A ``cfg_path`` entry or a model config (see the module docstring).
         role (str): ``'student'`` or ``'teacher'``, for error messages.
+        buildable (bool): Make the model config buildable in this process: outside a
+            distributed run, ``MMSyncBN`` becomes ``SyncBN`` (:func:`single_process_norms`).
+            False gives the model config as its file writes it (to write it out).
+            Defaults to True.
     """
     if not isinstance(entry, dict):
         raise TypeError(f'`{role}` must be a dict (a model config or dict(cfg_path=...)), '
@@ -36,7 +54,7 @@ def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
             raise KeyError(f'`{role}` with cfg_path accepts only cfg_path, pretrained and '
                            f'cfg_options; got also {sorted(unknown)}.')
         try:
-            source_cfg = load_model_file(entry['cfg_path'])
+            source_cfg = load_model_file(entry['cfg_path'], role)
         except FileNotFoundError as err:
             raise FileNotFoundError(f'`{role}.cfg_path` {entry["cfg_path"]!r} was not found '
                                     f'({err}). Use a path or a `mmdet::` / `mmseg::` '
@@ -60,16 +78,81 @@ def resolve_model_cfg(entry, role: str) -> Tuple[ConfigDict, Optional[Config]]:
             f'`{role}` type {model_cfg["type"]!r} has no scope, so it would be looked up in '
             "mmkd's registry. Add _scope_='mmdet' (or 'mmseg') to it, write the type as "
             f"'mmdet.{model_cfg['type']}', or use dict(cfg_path=...).")
+    check_model_scopes(model_cfg, f'`{role}`' + (f' ({entry["cfg_path"]})'
+                                                 if 'cfg_path' in entry else ''))
+    if buildable:
+        model_cfg = single_process_norms(model_cfg, role)
     return model_cfg, source_cfg
 
 
-def load_model_file(path: str) -> Config:
-    """The config file a model entry's ``cfg_path`` names (a path, or ``mmdet::...`` /
-    ``mmseg::...`` of the installed package)."""
-    if '::' in path:  # a model-zoo config of an installed package, e.g. 'mmdet::...'
-        # an mmdet 2 / mmseg 0.x name is mapped to its file here, or fails naming close ones
-        return get_config(resolve_zoo_config(path), pretrained=False)
-    return Config.fromfile(path)
+def load_model_file(path: str, role: Optional[str] = None) -> Config:
+    """The config file a model entry's ``cfg_path`` names: a path, or a model-zoo name
+    (``mmdet::...`` / ``mmseg::...``) read as its installed file (:func:`.zoo_config_file`:
+    an mmdet 2 / mmseg 0.x name is mapped to its file, or fails naming close ones; a name
+    mmengine's parser rejects, such as ``mmdet::gn+ws/...``, is read too).
+
+    Its ``custom_imports`` are imported as ``Config.fromfile`` does, except that a missing
+    package fails naming itself and the command that installs it
+    (:func:`mmkd.utils.packages.import_custom_modules`).
+
+    Args:
+        path (str): A config file or a model-zoo name.
+        role (str, optional): What the config is for (``'student'``), for errors.
+            Defaults to None.
+    """
+    cfg = Config.fromfile(zoo_config_file(path) if '::' in path else path,
+                          import_custom_modules=False)
+    import_custom_modules(cfg, f'`{role}` ({path})' if role else path)
+    return cfg
+
+
+def single_process_norms(model_cfg, role: str = 'model'):
+    """``model_cfg`` with mmcv's ``MMSyncBN`` norm layers as torch's ``SyncBN``, outside a
+    distributed run (in one, ``model_cfg`` itself).
+
+    mmengine's Runner reverts every SyncBN layer (torch's and mmcv's) to BatchNorm when it
+    trains in one process, after building the model; but mmcv's ``MMSyncBN`` cannot be built
+    without a process group ("Default process group has not been initialized"), so a config
+    with it (mmdet's ``strong_baselines``, ``simple_copy_paste``) cannot be built, probed or
+    trained in one process. Torch's ``SyncBN`` can: without a process group it normalises as
+    BatchNorm does, and the Runner then reverts it as it reverts any SyncBN. mmcv's own
+    arguments (``group``, ``stats_mode``) are dropped with it.
+
+    Args:
+        model_cfg (dict): A model config.
+        role (str): What the model is, for the log line. Defaults to 'model'.
+
+    Returns:
+        dict: ``model_cfg`` unchanged in a distributed run or without ``MMSyncBN``, else a
+        copy with each ``MMSyncBN`` as ``SyncBN`` (logged).
+    """
+    if is_distributed():
+        return model_cfg
+    count = [0]
+
+    def convert(cfg):
+        if isinstance(cfg, dict):
+            out = type(cfg)()
+            for key, value in cfg.items():
+                out[key] = convert(value)
+            if str(out.get('type', '')).split('.')[-1] == MMCV_SYNC_BN:
+                count[0] += 1
+                out['type'] = 'SyncBN'
+                for key in _MMCV_SYNC_BN_ONLY:
+                    out.pop(key, None)
+            return out
+        if isinstance(cfg, (list, tuple)):
+            return type(cfg)(convert(value) for value in cfg)
+        return cfg
+
+    converted = convert(model_cfg)
+    if not count[0]:
+        return model_cfg
+    print_log(f"{role}: {count[0]} norm layer config(s) of type 'MMSyncBN' built as 'SyncBN' "
+              "(torch's): this is not a distributed run, and mmcv's MMSyncBN cannot be built "
+              "without a process group; mmengine's Runner reverts SyncBN to BatchNorm in one "
+              'process, as it does for any SyncBN.', logger='current', level=logging.INFO)
+    return converted
 
 
 def drop_pretrained_init(cfg):

@@ -17,6 +17,10 @@ mean, in two steps:
 An absolute path after ``'mmdet::'`` (a copy of the configs elsewhere, as the published PCKA
 configs have) is read as its last folder and file. A step that finds exactly one file decides;
 none or several raise ``FileNotFoundError`` naming the closest existing files (``difflib``).
+
+mmkd reads a model-zoo name as its installed file (:func:`zoo_config_file`), so every file of
+the installed zoo has a name, including those mmengine's own parser of ``'package::...'``
+names rejects (:func:`mmengine_reads`: ``mmdet::gn+ws/...``, ``mmdet::legacy_1.x/...``).
 """
 import difflib
 import functools
@@ -28,6 +32,9 @@ from typing import Dict, List, Tuple
 
 #: mmdet 2 word -> mmdet 3 word in config names.
 _SYNONYMS = {'mstrain': 'ms'}
+#: The ``'package::folder/...'`` names mmengine's parser accepts (``get_config`` and
+#: ``_base_ = 'mmdet::...'`` call ``mmengine.config.utils._get_package_and_cfg_path``).
+_MMENGINE_NAME = re.compile(r'\w*::\w*/\w*')
 _GPU_BATCH = re.compile(r'^\d+xb\d+$')
 _CROP_SIZE = re.compile(r'^\d+x\d+$')
 
@@ -125,3 +132,38 @@ def resolve_zoo_config(path: str) -> str:
             if close else f'no existing file is close; the configs are under {root}')
     raise FileNotFoundError(f'{path!r} does not exist in the installed {package} and no file '
                             f'of it has the same name in another spelling; {hint}.')
+
+
+def zoo_config_file(path: str) -> str:
+    """The installed config file a model-zoo name stands for.
+
+    Args:
+        path (str): ``'package::relative/path.py'``; a name of an older release is mapped as
+            :func:`resolve_zoo_config` maps it.
+
+    Returns:
+        str: The file's absolute path under the package's ``.mim/configs`` (the file
+        mmengine's ``get_config`` reads for the names it can parse).
+
+    Raises:
+        ValueError: ``path`` is not a model-zoo name.
+        FileNotFoundError: ``path`` names no installed file (see :func:`resolve_zoo_config`).
+    """
+    if '::' not in path:
+        raise ValueError(f"{path!r} is not a model-zoo name ('package::relative/path.py').")
+    package, rel = resolve_zoo_config(path).split('::', 1)
+    root, _ = _zoo_configs(package)
+    return osp.join(root, rel)
+
+
+def mmengine_reads(name: str) -> bool:
+    """Whether mmengine's parser of model-zoo names accepts ``name`` (word characters before
+    and after ``'::'`` up to the first ``/``), as ``_base_ = name`` needs.
+
+    Example:
+        >>> mmengine_reads('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+        True
+        >>> mmengine_reads('mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py')
+        False
+    """
+    return _MMENGINE_NAME.match(name) is not None
