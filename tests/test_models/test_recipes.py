@@ -74,6 +74,22 @@ class TinyModel(nn.Module):
         return self.decode_head(feats) if hasattr(self, 'decode_head') else feats
 
 
+class TinyBackboneModel(TinyModel):
+    """Levels from a backbone (the strides and channels given); ``neck=True`` adds a neck
+    that passes them on."""
+
+    def __init__(self, channels=8, strides=(8, 16, 32), neck=False):
+        nn.Module.__init__(self)
+        self.backbone = TinyNeck(channels, strides)
+        if neck:
+            self.neck = nn.Identity()
+        self.data_preprocessor = types.SimpleNamespace(pad_size_divisor=1)
+
+    def extract_feat(self, x):
+        feats = self.backbone(x)
+        return self.neck(feats) if hasattr(self, 'neck') else feats
+
+
 def expand(recipes, student, teacher, input_size=(128, 128), **explicit):
     return expand_recipes(recipes, student, teacher, explicit, input_size)
 
@@ -278,6 +294,67 @@ def test_seg_logits_recipe_resizes_the_student_and_shares_an_explicit_recorder()
     assert torch.isfinite(run_wiring(out, student, teacher)['loss_kd_logits'])
 
 
+def test_backbone_stages_expand_as_neck_levels_do():
+    """One code path: the same strides and channels on a backbone give the neck's wiring,
+    table and notes, named stage<i> and read from the recorder 'backbone'."""
+    recipe = dict(type='PKD', levels=(1, 3))
+    neck = expand([dict(recipe, on='neck')], TinyModel(4, (4, 8, 16, 32)),
+                  TinyModel(8, (8, 16, 32, 64)))
+    stages = expand([dict(recipe, on='backbone')], TinyBackboneModel(4, (4, 8, 16, 32)),
+                    TinyBackboneModel(8, (8, 16, 32, 64)))
+    assert stages.student_recorders == stages.teacher_recorders == dict(
+        backbone=dict(type='ModuleOutputsRecorder', source='backbone'))
+
+    def renamed(out):
+        text = json.dumps([out.connectors, out.distill_losses, out.loss_forward_mappings,
+                           out.rows, out.notes])
+        return text.replace('"recorder": "fpn"', '"recorder": "backbone"').replace(
+            'fpn', 'stage').replace('on neck', 'on backbone')
+
+    assert renamed(neck) == renamed(stages)
+    assert sorted(stages.distill_losses) == ['loss_pkd_stage1', 'loss_pkd_stage3']
+    assert stages.connectors['pkd_stage1_conv'] == dict(type='ConvConnector', in_channels=4,
+                                                        out_channels=8)
+    assert 'PKD on backbone  stage3   stage2   32' in stages.table()
+    assert 'student level stage0 (stride 4, 4x32x32) has no teacher level' in stages.table()
+    with pytest.raises(ValueError, match=r'no student and teacher backbone stages have the same '
+                       r"stride.*student strides \['64'\], teacher strides \['8'\]"):
+        expand([dict(type='CWD', on='backbone')], TinyBackboneModel(8, (64, )),
+               TinyBackboneModel(8, (8, )))
+    with pytest.raises(ValueError, match=r'levels \[2\] are not paired student backbone stages'):
+        expand([dict(type='CWD', on='backbone', levels=2)], TinyBackboneModel(8, (8, 16, 64)),
+               TinyBackboneModel(8))
+
+
+def test_a_recipe_without_on_reads_the_backbone_where_a_model_has_no_neck():
+    backbone = dict(backbone=dict(type='ModuleOutputsRecorder', source='backbone'))
+    out = expand([dict(type='FitNet')], TinyBackboneModel(4), TinyBackboneModel(8, neck=True))
+    assert out.student_recorders == out.teacher_recorders == backbone
+    assert sorted(out.distill_losses) == [f'loss_fitnet_stage{i}' for i in range(3)]
+    assert ("FitNet on backbone: the student (TinyBackboneModel) has no neck, so the recipe (no "
+            "on=) reads the backbone's stages, paired by stride as neck levels are "
+            "(on='backbone')") in out.table()
+    out = expand([dict(type='FitNet')], TinyBackboneModel(8, neck=True),
+                 TinyBackboneModel(8, neck=True))
+    assert out.student_recorders == dict(fpn=NECK) and out.notes == []  # both have a neck
+    with pytest.raises(ValueError, match=r"\(FitNet on neck\): the student \(TinyBackboneModel\) "
+                       r"has no neck; .* Read its backbone's stages with on='backbone'"):
+        expand([dict(type='FitNet', on='neck')], TinyBackboneModel(4),
+               TinyBackboneModel(8, neck=True))
+
+
+def test_every_method_that_reads_the_neck_reads_the_backbone_with_the_same_setting():
+    for name, method in recipes_module.RECIPES.items():
+        assert ('backbone' in method.places) == ('neck' in method.settings), name
+        if 'neck' in method.settings:
+            assert method.setting('backbone') is method.settings['neck']
+            assert parse_recipe(0, dict(type=name, on='backbone')).loss == parse_recipe(
+                0, dict(type=name, on='neck')).loss
+    recipe = parse_recipe(0, dict(type='PKD', on='backbone', levels=1))
+    assert recipe.levels == (1, ) and recipe.label == 'PKD on backbone' and recipe.on_given
+    assert not parse_recipe(0, dict(type='PKD')).on_given
+
+
 def test_the_probe_leaves_train_flags_and_random_state_as_they_were():
     student, teacher = TinyModel(8), TinyModel(8)
     teacher.eval()
@@ -315,10 +392,13 @@ def test_the_probe_runs_on_meta_stand_ins_and_falls_back_to_real_tensors():
 @pytest.mark.parametrize('recipe, error, match', [
     (dict(type='Magic', on='neck'), KeyError,
      r"Unknown recipe type .*Magic.*Known recipe types: .*CWD.*PKD"),
-    (dict(type='CWD'), ValueError, r"recipe CWD needs on=: one of \['neck', 'seg_logits'\]"),
-    (dict(type='PKD', on='seg_logits'), ValueError,
-     r"PKD cannot read on='seg_logits'; it reads \['neck'\]. Recipes on 'seg_logits': "),
-    (dict(type='PKD', on='backbone'), ValueError, r"Places: \['dense_cls_logits', 'neck'"),
+    (dict(type='CWD'), ValueError,
+     r"recipe CWD needs on=: one of \['backbone', 'neck', 'seg_logits'\]"),
+    (dict(type='PKD', on='seg_logits'), ValueError, r"PKD cannot read on='seg_logits'; it reads "
+     r"\['backbone', 'neck'\]. Recipes on 'seg_logits': "),
+    (dict(type='PKD', on='head'), ValueError, r"Places: \['backbone', 'dense_cls_logits', 'neck'"),
+    (dict(type='KD', on='backbone'), ValueError,
+     r"KD cannot read on='backbone'.*Recipes on 'backbone': \['PKD', 'CWD'"),
     (dict(type='CWD', on='neck', tua=2.0), TypeError,
      r"unknown keys \['tua'\].*arguments of CWDLoss: \['loss_weight', 'tau'\]"),
     (dict(type='KD', on='seg_logits', levels=(0, 1)), ValueError, 'Remove levels'),
@@ -348,8 +428,12 @@ def test_recipe_types_ignore_case_and_accept_aliases():
 def test_models_without_the_place_or_common_strides_fail_at_expansion():
     seg = TinyModel(num_classes=5)
     with pytest.raises(ValueError, match=r"the student \(TinyModel\) has no neck; its top-level "
-                       r"modules: \['decode_head'\]"):
-        expand([dict(type='PKD')], seg, TinyModel(8))
+                       r"modules: \['decode_head'\]. Recipe PKD also reads \['backbone'\]. Read "
+                       r"its backbone's stages with on='backbone'"):
+        expand([dict(type='PKD', on='neck')], seg, TinyModel(8))
+    with pytest.raises(ValueError, match=r"\(PKD on backbone\): the student \(TinyModel\) has "
+                       r"no backbone; .* Recipe PKD also reads \['neck'\]. Or record"):
+        expand([dict(type='PKD')], seg, TinyModel(8))  # no neck: the backbone by default
     with pytest.raises(ValueError, match=r"no student and teacher neck levels have the same "
                        r"stride.*student strides \['64', '128'\], teacher strides \['8', '16'\]"):
         expand([dict(type='PKD')], TinyModel(8, (64, 128)), TinyModel(8, (8, 16)))

@@ -216,3 +216,71 @@ def test_checkpoints_round_trip_with_a_converted_teacher():
     assert weight.is_contiguous(memory_format=torch.channels_last)
     student = distiller.student.backbone.conv1.weight
     assert torch.equal(student, state['student.backbone.conv1.weight'])
+
+
+# ---------------------------------------------------------------------- 'tensor' on any head
+def zoo_segmentor(name, options):
+    """An mmseg model-zoo segmentor, random init, 64x64 inputs, eval mode."""
+    from mmengine.registry import init_default_scope
+
+    from mmkd.models.distillers.model_config import resolve_model_cfg
+    from mmkd.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    cfg, _ = resolve_model_cfg(dict(cfg_path=name, pretrained=False, cfg_options=dict(
+        options, **{'model.data_preprocessor.size': (64, 64)})), 'teacher')
+    return MODELS.build(cfg).eval()
+
+
+def test_tensor_mode_gives_the_mask2former_head_its_data_samples():
+    from mmseg.structures import SegDataSample
+
+    from mmkd.models.distillers.teacher_runner import TeacherRunner, head_data_samples
+    from mmkd.models.recorders import RecorderManager
+    teacher = zoo_segmentor('mmseg::mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py',
+                            {'model.backbone.depth': 18, 'model.decode_head.num_queries': 10,
+                             'model.decode_head.in_channels': [64, 128, 256, 512],
+                             'model.decode_head.transformer_decoder.num_layers': 2,
+                             'model.decode_head.pixel_decoder.encoder.num_layers': 1})
+    with pytest.raises(TypeError, match='batch_data_samples'):
+        teacher(torch.rand(1, 3, 64, 64), mode='tensor')  # mmseg's own _forward cannot
+    runner = TeacherRunner(teacher, RecorderManager())
+    assert runner.head_forward is not None
+    samples = [SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64)))]
+    with torch.no_grad():
+        classes, masks = runner.run('tensor', torch.rand(1, 3, 64, 64), samples)
+    assert len(classes) == len(masks) == 3  # the first query layer and 2 decoder layers
+    assert classes[-1].shape == (1, 10, 20) and masks[-1].shape == (1, 10, 16, 16)
+    assert 'batch_input_shape' not in samples[0]  # the batch's samples are left as they were
+    made = head_data_samples(torch.rand(2, 3, 32, 48), samples * 2)
+    assert [s.batch_input_shape for s in made] == [(64, 64)] * 2  # = img_shape, as mmseg sets
+    dummy = head_data_samples(torch.rand(2, 3, 32, 48))  # the probe's: the input's size
+    assert len(dummy) == 2 and all(s.img_shape == s.pad_shape == s.ori_shape == (32, 48)
+                                   for s in dummy)
+
+
+def test_tensor_mode_of_pointrend_ends_at_its_last_per_pixel_head():
+    from mmkd.models.distillers.teacher_runner import TeacherRunner
+    from mmkd.models.recorders import RecorderManager
+    teacher = zoo_segmentor('mmseg::point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py',
+                            {'model.backbone.depth': 18,
+                             'model.neck.in_channels': [64, 128, 256, 512]})
+    image = torch.rand(1, 3, 64, 64)
+    with pytest.raises(TypeError):  # mmseg's _forward calls PointHead with the wrong inputs
+        teacher(image, mode='tensor')
+    recorders = RecorderManager(dict(logits=dict(type='ModuleOutputsRecorder',
+                                                 source='decode_head.0.conv_seg')))
+    recorders.attach(teacher, 'teacher')
+    runner = TeacherRunner(teacher, recorders, needed=dict(logits=1), early_stop=False)
+    with torch.no_grad():
+        out = runner.run('tensor', image)
+        expected = teacher.decode_head[0].forward(teacher.extract_feat(image))
+    assert out.shape == (1, 19, 16, 16) and torch.allclose(out, expected)
+    assert recorders.get_record_data('logits') is out
+
+
+def test_tensor_mode_of_detectors_and_plain_heads_is_the_models_own():
+    from mmkd.models.distillers.teacher_runner import head_forward
+    assert build().teacher_runner.head_forward is None  # a RetinaNet
+    psp = zoo_segmentor('mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py', {})
+    assert head_forward(psp) is None

@@ -4,21 +4,26 @@
 explicit dicts it takes (``student_recorders``, ``teacher_recorders``, ``connectors``,
 ``distill_losses``, ``loss_forward_mappings``), from the shapes :mod:`.probe` records:
 
-* **recorders**: ``fpn`` (``ModuleOutputsRecorder`` on ``neck``), ``logits``
-  (``decode_head.conv_seg``), ``cls`` (``MethodOutputsRecorder`` on ``bbox_head.forward``)
+* **recorders**: ``fpn`` (``ModuleOutputsRecorder`` on ``neck``), ``backbone`` (on
+  ``backbone``), ``logits`` (``decode_head.conv_seg``; per model, the classifier of a
+  cascade's last per-pixel head or a mask-classification head's forward turned into class
+  logits: :mod:`.decode_heads`), ``cls`` (``MethodOutputsRecorder`` on ``bbox_head.forward``)
   and the student's ``targets`` (``bbox_head.get_targets``): the names the shipped configs
   use, so a recipe and the written-out config build the same module tree;
 * **neck levels are paired by stride** (input size / level size, each side at its own padded
   input): student level i goes with the teacher level of the nearest stride within a factor
   of 2^0.25; student levels without one, and teacher levels left over, are dropped and
   reported; ``levels`` then picks student levels (the method's published default, e.g. 0-3
-  for PKD, keeps those of them that are paired);
+  for PKD, keeps those of them that are paired). **Backbone stages** (``on='backbone'``, the
+  default of a recipe without ``on`` that would read the neck when the student or the
+  teacher has none) are paired, picked and named (``stage<i>``) the same way;
 * **connectors**: a ``ConvConnector(Cs, Ct)`` where channels differ and the loss needs equal
   channels, a ``ResizeConnector()`` where sizes differ and the loss needs equal sizes (both on
   the student side, conv first); losses that adapt channels themselves (MGD, FGD) get
   ``student_channels`` / ``teacher_channels`` instead, losses that resize themselves (PKD,
   PCKA) or take any shape (CKA on features) get none;
-* **losses** ``loss_<name>_fpn<i>`` (i the student level), ``loss_<name>_head``,
+* **losses** ``loss_<name>_fpn<i>`` (i the student level), ``loss_<name>_stage<i>``,
+  ``loss_<name>_head``,
   ``loss_<name>_logits``, ``loss_<name>_cls``, ``loss_<name>_roi``, with the method's
   published setting (:data:`.recipes.RECIPES`), and what else it reads mapped: labels (the
   place's), GT boxes (``data_samples``, on detectors), task-loss gradients
@@ -43,9 +48,13 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from .decode_heads import seg_logits_recorder
 from .model_config import get_num_classes
 from .probe import padded_size, probe, shape_of
 from .recipes import PLACES, ROI_REPLAY, TARGETS, Place, Recipe, parse_recipe
+
+#: The places whose recorded levels are paired by stride, and what their levels are called.
+LEVEL_PLACES = {'neck': 'neck levels', 'backbone': 'backbone stages'}
 
 #: The Distiller's arguments an expansion returns (and ``teacher_replays``).
 WIRING = ('student_recorders', 'teacher_recorders', 'connectors', 'distill_losses',
@@ -215,25 +224,36 @@ def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Modu
     out.input_note = (f'{input_size[0]}x{input_size[1]} from {input_origin}; padded: student '
                       f'{inputs["student"][0]}x{inputs["student"][1]}, teacher '
                       f'{inputs["teacher"][0]}x{inputs["teacher"][1]}')
-    places = {r.on: PLACES[r.on] for r in parsed if PLACES[r.on].probe}
     for recipe in parsed:
-        for side, model in models.items():
-            _check_module(model, side, PLACES[recipe.on], recipe)
-    for place in places.values():
-        _add_recorder(out.student_recorders, 'student_recorders', place.recorder, place.cfg)
-        _add_recorder(out.teacher_recorders, 'teacher_recorders', place.recorder, place.cfg)
-    if 'dense_cls_logits' in places:
+        _choose_default_place(recipe, models, out)
+    if any(r.on == 'backbone' for r in parsed):
+        _match_backbone_branches(models, out)
+    #: ``{place: {side: recorder config}}`` of the probed places, in recipe order
+    recorders: Dict[str, Dict[str, dict]] = {}
+    for recipe in parsed:
+        found = {side: _place_recorder(model, side, PLACES[recipe.on], recipe)
+                 for side, model in models.items()}
+        _note_sources(recipe.on, {side: read for side, (_, read) in found.items()}, out)
+        if PLACES[recipe.on].probe:
+            for side, (cfg, _) in found.items():
+                recorders.setdefault(recipe.on, {})[side] = cfg
+    for on, cfgs in recorders.items():
+        name = PLACES[on].recorder
+        _add_recorder(out.student_recorders, 'student_recorders', name, cfgs['student'])
+        _add_recorder(out.teacher_recorders, 'teacher_recorders', name, cfgs['teacher'])
+    if 'dense_cls_logits' in recorders:
         _add_recorder(out.student_recorders, 'student_recorders', *TARGETS)
-    run_head = any(p.head for p in places.values())
-    probed = {side: probe(model, {p.recorder: p.cfg for p in places.values()}, inputs[side],
-                          side, run_head) if places else {} for side, model in models.items()}
+    run_head = any(PLACES[on].head for on in recorders)
+    probed = {side: probe(model, {PLACES[on].recorder: cfgs[side]
+                                  for on, cfgs in recorders.items()}, inputs[side],
+                          side, run_head) if recorders else {} for side, model in models.items()}
     for recipe in parsed:
         if recipe.on == 'roi_cls_logits':
             _expand_roi_logits(recipe, out, student, teacher)
             continue
         records = {side: probed[side][PLACES[recipe.on].recorder] for side in models}
-        if recipe.on == 'neck':
-            _expand_neck(recipe, records, inputs, out, student)
+        if recipe.on in LEVEL_PLACES:
+            _expand_levels(recipe, records, inputs, out, student)
         elif recipe.on == 'dense_cls_logits':
             _expand_dense_logits(recipe, records, inputs, out, student)
         else:
@@ -258,23 +278,104 @@ def log_expansion(expansion: Expansion) -> None:
     print_log(expansion.table(), logger='current')
 
 
-def _check_module(model: nn.Module, side: str, place: Place, recipe: Recipe) -> None:
+def _has_module(model: nn.Module, name: str) -> bool:
     try:
-        model.get_submodule(place.module)
+        return model.get_submodule(name) is not None
     except AttributeError:
+        return False
+
+
+def _choose_default_place(recipe: Recipe, models: Dict[str, nn.Module], out: Expansion) -> None:
+    """A recipe without ``on`` that would read the neck reads the backbone's stages when the
+    student or the teacher has no neck (noted in the table)."""
+    if recipe.on_given or recipe.on != 'neck':
+        return
+    without = [f'{side} ({type(model).__name__})' for side, model in models.items()
+               if not _has_module(model, 'neck')]
+    if not without:
+        return
+    recipe.on, recipe.setting = 'backbone', recipe.method.setting('backbone')
+    out.notes.append(f'{recipe.label}: the {" and the ".join(without)} '
+                     f'{"have" if len(without) > 1 else "has"} no neck, so the recipe (no on=) '
+                     "reads the backbone's stages, paired by stride as neck levels are "
+                     "(on='backbone')")
+
+
+def _branches(model: nn.Module) -> int:
+    """How many copies of the batch a multi-branch backbone (TridentNet's) returns in
+    training but not in eval (1 for every other backbone)."""
+    backbone = getattr(model, 'backbone', None)
+    branches = getattr(backbone, 'num_branch', 1)
+    return branches if getattr(backbone, 'test_branch_idx', -1) != -1 else 1
+
+
+def _match_backbone_branches(models: Dict[str, nn.Module], out: Expansion) -> None:
+    """A TridentNet student trains every branch of its backbone (the batch once per dilation,
+    along N) and a TridentNet teacher in eval runs one: the frozen teacher's backbone is set to
+    run them all (``test_branch_idx=-1``), so its stage outputs are the student's branches in
+    the same order; a student with branches and a teacher without them cannot be paired."""
+    student, teacher = _branches(models['student']), _branches(models['teacher'])
+    if student == 1:
+        return
+    if teacher != student:
+        raise ValueError(
+            f'The student ({type(models["student"]).__name__}) trains {student} branches of '
+            'its backbone (its stage outputs hold the batch once per branch), which the '
+            f'teacher ({type(models["teacher"]).__name__}) does not have: its backbone '
+            "stages cannot be paired. Use a teacher with the same branches, or on='neck' / a "
+            'head place where the student has one.')
+    for module in models['teacher'].backbone.modules():
+        if hasattr(module, 'test_branch_idx'):
+            module.test_branch_idx = -1
+    out.notes.append(f'on=\'backbone\': the student\'s backbone trains {student} branches (the '
+                     f'batch {student} times along N): the teacher\'s backbone runs all of '
+                     'them too (test_branch_idx=-1), in the same order')
+
+
+def _place_recorder(model: nn.Module, side: str, place: Place,
+                    recipe: Recipe) -> Tuple[dict, Optional[str]]:
+    """``(config of model's recorder at the recipe's place, what it reads where that is not
+    the place's usual module, else None)``: ``seg_logits`` is resolved per model
+    (:func:`.decode_heads.seg_logits_recorder`); a ValueError naming the fix when the model
+    has no such place."""
+    if recipe.on == 'seg_logits':
+        try:
+            return seg_logits_recorder(model, side)
+        except ValueError as err:
+            _no_place(recipe, str(err))
+    if not _has_module(model, place.module):
         top = [n for n, _ in model.named_children()]
-        what = {'neck': 'no neck', 'decode_head.conv_seg': 'no decode_head.conv_seg (an mmseg '
-                'decode head\'s classifier)', 'decode_head.bottleneck': 'no '
+        what = {'neck': 'no neck', 'backbone': 'no backbone', 'decode_head.bottleneck': 'no '
                 'decode_head.bottleneck (the features of a PSP / UPer / ASPP decode head)',
                 'bbox_head': 'no bbox_head (a dense detection head)', 'roi_head': 'no roi_head '
                 '(a two-stage detector\'s RoI head)'}[place.module]
-        others = [p for p in recipe.method.settings if p != recipe.on]
-        raise ValueError(
-            f'recipes[{recipe.index}] ({recipe.label}): the {side} ({type(model).__name__}) has '
-            f'{what}; its top-level modules: {top}. '
-            + (f'Recipe {recipe.type} also reads {others}; ' if others else '')
-            + 'or record another module with the explicit form (student_recorders, '
-            'teacher_recorders, distill_losses, loss_forward_mappings).') from None
+        _no_place(recipe, f'the {side} ({type(model).__name__}) has {what}; its top-level '
+                  f'modules: {top}.')
+    return copy.deepcopy(place.cfg), None
+
+
+def _note_sources(on: str, reads: Dict[str, Optional[str]], out: Expansion) -> None:
+    """Note in the table what each model is read at, where not the place's usual module."""
+    if reads['student'] == reads['teacher']:
+        reads = {"the student's and the teacher's": reads['student']}
+    else:
+        reads = {f"the {side}'s": read for side, read in reads.items()}
+    for whose, read in reads.items():
+        note = f"on={on!r}, {whose} {PLACES[on].recorder}: {read}"
+        if read and note not in out.notes:
+            out.notes.append(note)
+
+
+def _no_place(recipe: Recipe, problem: str) -> None:
+    """Raise the ValueError of a recipe whose place a model lacks, with the places to use."""
+    fix = ("Read its backbone's stages with on='backbone' (paired by stride as neck levels "
+           "are), or record" if recipe.on == 'neck' else 'Or record')
+    others = [p for p in recipe.method.places if p != recipe.on]
+    raise ValueError(
+        f'recipes[{recipe.index}] ({recipe.label}): {problem} '
+        + (f'Recipe {recipe.type} also reads {others}. ' if others else '')
+        + f'{fix} another module with the explicit form (student_recorders, '
+        'teacher_recorders, distill_losses, loss_forward_mappings).') from None
 
 
 def _add_recorder(recorders: dict, key: str, name: str, cfg: dict) -> None:
@@ -389,14 +490,17 @@ def _weight(recipe: Recipe) -> str:
 def _levels_of(record, side: str, recipe: Recipe) -> List[Tensor]:
     levels = list(record) if isinstance(record, (list, tuple)) else [record]
     if not levels or not all(shape_of(t) is not None for t in levels):
-        raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side} neck does not '
-                         'return (N, C, H, W) maps (a tensor or a list of them); use the '
-                         'explicit form to record another module.')
+        raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side} '
+                         f'{PLACES[recipe.on].module} does not return (N, C, H, W) maps (a '
+                         'tensor or a list of them); use the explicit form to record another '
+                         'module.')
     return levels
 
 
-def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
-                 student: nn.Module) -> None:
+def _expand_levels(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
+                   student: nn.Module) -> None:
+    """Neck levels or backbone stages, paired by stride (one code path for both)."""
+    place, noun = PLACES[recipe.on], LEVEL_PLACES[recipe.on]
     s_levels = _levels_of(records['student'], 'student', recipe)
     t_levels = _levels_of(records['teacher'], 'teacher', recipe)
     s_shapes = [shape_of(t) for t in s_levels]
@@ -407,42 +511,43 @@ def _expand_neck(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
     t_strides = [level_stride(inputs['teacher'], t[1:]) for t in t_shapes]
     if not pairs:
         raise ValueError(
-            f'recipes[{recipe.index}] ({recipe.label}): no student and teacher neck levels '
+            f'recipes[{recipe.index}] ({recipe.label}): no student and teacher {noun} '
             'have the same stride (input size / level size): student strides '
             f'{[format_stride(s) for s in s_strides]}, teacher strides '
             f'{[format_stride(t) for t in t_strides]}. Check input_size, or pair levels of '
             'different strides in the explicit form with a ResizeConnector.')
     label = recipe.label
+    n = place.suffix  # the levels' names: fpn0, fpn1 ... / stage0, stage1 ...
     if recipe.levels_given:
         paired = [i for i, _ in pairs]
         wrong = [i for i in recipe.levels if i not in paired]
         if wrong:
             raise ValueError(
-                f'recipes[{recipe.index}] ({label}): levels {wrong} are not paired student neck '
-                f'levels; the paired ones are {paired} (student strides '
+                f'recipes[{recipe.index}] ({label}): levels {wrong} are not paired student '
+                f'{noun}; the paired ones are {paired} (student strides '
                 f'{[format_stride(s) for s in s_strides]}, teacher strides '
                 f'{[format_stride(t) for t in t_strides]}).')
     for i in lone_s:
-        out.notes.append(f'{label}: student level fpn{i} (stride {format_stride(s_strides[i])},'
+        out.notes.append(f'{label}: student level {n}{i} (stride {format_stride(s_strides[i])},'
                          f' {_shape_text(s_shapes[i])}) has no teacher level of its stride: '
                          'dropped')
     for j in lone_t:
-        out.notes.append(f'{label}: teacher level fpn{j} (stride {format_stride(t_strides[j])},'
+        out.notes.append(f'{label}: teacher level {n}{j} (stride {format_stride(t_strides[j])},'
                          f' {_shape_text(t_shapes[j])}) has no student level of its stride: '
                          'dropped')
-    recorder = PLACES['neck'].recorder
+    recorder = place.recorder
     for i, j in pairs:
         if recipe.levels is not None and i not in recipe.levels:
             why = 'levels' if recipe.levels_given else f"{recipe.type}'s default levels"
-            out.notes.append(f'{label}: student level fpn{i} (stride '
+            out.notes.append(f'{label}: student level {n}{i} (stride '
                              f'{format_stride(s_strides[i])}) is not in {why} '
                              f'{tuple(recipe.levels)}: left out')
             continue
         s_spec = dict(from_student=True, recorder=recorder, data_idx=i)
         t_spec = dict(from_student=False, recorder=recorder, data_idx=j)
-        connector, loss_name = _wire(recipe, out, f'{PLACES["neck"].suffix}{i}', s_spec, t_spec,
+        connector, loss_name = _wire(recipe, out, f'{n}{i}', s_spec, t_spec,
                                      s_shapes[i], t_shapes[j], student, s_strides[i])
-        out.rows.append((label, f'fpn{i}', f'fpn{j}', format_stride(s_strides[i]),
+        out.rows.append((label, f'{n}{i}', f'{n}{j}', format_stride(s_strides[i]),
                          _shape_text(s_shapes[i]), _shape_text(t_shapes[j]), connector,
                          f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import build_component
+from .teacher_runner import forward_to_head
 
 try:  # swaps a module's tensors for the duration of a call (torch.func.functional_call's core)
     from torch.nn.utils.stateless import _reparametrize_module
@@ -173,8 +174,10 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
         recorders (dict): ``{name: recorder config}`` (as in ``student_recorders``).
         input_size (tuple): (H, W) of the image, already padded.
         owner (str): ``'student'`` or ``'teacher'``, for errors.
-        run_head (bool): Run up to the head's raw outputs (``_forward``) instead of
-            backbone and neck only (``extract_feat``).
+        run_head (bool): Run up to the head's raw outputs (``_forward``, or
+            :func:`.teacher_runner.forward_to_head` for the mmseg heads it cannot run, with
+            dummy data samples of the image's size) instead of backbone and neck only
+            (``extract_feat``).
 
     Returns:
         dict: ``{name: the recorder's first record}`` (tensors of batch size 1).
@@ -190,7 +193,7 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
         for recorder in built.values():
             recorder.reset()
         with torch.random.fork_rng(devices=[]), torch.no_grad(), meta_weights(model, on_meta):
-            model._forward(image) if run_head else model.extract_feat(image)
+            forward_to_head(model, image) if run_head else model.extract_feat(image)
 
     try:
         for recorder in built.values():

@@ -6,8 +6,10 @@ A recipe is a dict in the Distiller's ``recipes`` list::
              dict(type='CWD', on='seg_logits', tau=2.0)]     # a loss argument overridden
 
 with ``type`` (a method of :data:`RECIPES`, case-insensitive), ``on`` (one of
-:data:`PLACES`; optional where the method has one place), and optionally ``loss_weight``,
-``levels`` (student neck levels, e.g. ``(0, 1, 2)``), ``name`` (the part of the names that
+:data:`PLACES`; optional where the method has one place besides ``'backbone'``: without it, a
+method that reads the neck reads the backbone when the student or the teacher has no neck),
+and optionally ``loss_weight``, ``levels`` (student neck levels, or backbone stages with
+``on='backbone'``, e.g. ``(0, 1, 2)``), ``name`` (the part of the names that
 says the method, ``'pkd'`` by default), ``selfreg`` (self-regulated distillation around the
 loss: a mode of ``SignificanceWeightedLoss``, ``'significance'``, ``'regulated'`` or
 ``'hybrid'``, or a dict of its arguments with the mode, see :data:`SELFREG`) and any argument
@@ -17,8 +19,9 @@ Each method has its published setting per place (:class:`Setting`: the loss and 
 the default levels, whether the loss needs equal channels / sizes or adapts them itself, and
 what else it reads: labels, GT boxes, task-loss gradients), taken from the shipped COCO /
 Cityscapes configs it cites, whose first comments cite the papers (a test checks that the two
-agree). :mod:`.expansion` turns checked recipes into the explicit wiring when the model is
-built.
+agree); a method that reads the neck reads the backbone's stages (``on='backbone'``, for the
+models without a neck) with the same setting (:data:`SAME_SETTING`). :mod:`.expansion` turns
+checked recipes into the explicit wiring when the model is built.
 """
 import copy
 import inspect
@@ -54,11 +57,16 @@ class Place:
 
 
 _NECK = dict(type='ModuleOutputsRecorder', source='neck')
+_BACKBONE = dict(type='ModuleOutputsRecorder', source='backbone')
 _BBOX_FORWARD = dict(type='MethodOutputsRecorder', source='bbox_head.forward')
 _ROI_FORWARD = 'roi_head._bbox_forward'
-#: The places a recipe can read (``on=``).
+#: The places a recipe can read (``on=``). ``seg_logits``' recorder is resolved per model
+#: (:func:`.decode_heads.seg_logits_recorder`: cascade and mask-classification heads); the
+#: config here is a plain decode head's.
 PLACES = {
     'neck': Place('fpn', _NECK, 'fpn', 'neck'),
+    # the stage outputs of a model without a neck, paired by stride as the neck's levels
+    'backbone': Place('backbone', _BACKBONE, 'stage', 'backbone'),
     'seg_head': Place('head', dict(type='ModuleOutputsRecorder',
                                    source='decode_head.bottleneck'),
                       'head', 'decode_head.bottleneck', head=True),
@@ -134,10 +142,32 @@ class Setting:
 INPUTS = ('data_samples', 'boxes', 'gradients', 'labels')
 
 
+#: Places read with another place's setting: a backbone's stages are paired by stride and
+#: distilled as a neck's levels are, so every method that reads the neck reads the backbone.
+SAME_SETTING = {'backbone': 'neck'}
+
+
 @dataclass(frozen=True)
 class Method:
+    """A recipe type: its key in the names and its published setting per place.
+
+    Args:
+        key (str): The default ``name`` of its losses (``loss_<key>_...``).
+        settings (dict): ``{place: Setting}`` of the places it has a published setting for;
+            it also reads the places of :data:`SAME_SETTING` with theirs (:attr:`places`).
+    """
     key: str
     settings: Dict[str, Setting] = field(default_factory=dict)
+
+    @property
+    def places(self) -> List[str]:
+        """Every place the method reads: its settings' and those read with one of them."""
+        return sorted(set(self.settings) | {place for place, same in SAME_SETTING.items()
+                                            if same in self.settings})
+
+    def setting(self, on: str) -> Setting:
+        """The setting at place ``on`` (one of :attr:`places`)."""
+        return self.settings[on] if on in self.settings else self.settings[SAME_SETTING[on]]
 
 
 def _dense(loss: dict) -> dict:
@@ -285,6 +315,9 @@ class Recipe:
     name: str
     #: ``SignificanceWeightedLoss`` arguments (mode included) to wrap the loss in, or None.
     selfreg: Optional[dict] = None
+    #: Whether the recipe gave ``on``; without it a neck recipe reads the backbone of models
+    #: without a neck (:func:`.expansion.expand_recipes`).
+    on_given: bool = True
 
     @property
     def label(self) -> str:
@@ -309,29 +342,33 @@ def parse_recipe(index: int, recipe) -> Recipe:
                         f'got {recipe!r}.')
     recipe = dict(recipe)
     name, method = lookup_recipe(recipe.pop('type'))
-    places = sorted(method.settings)
-    on = recipe.pop('on', places[0] if len(places) == 1 else None)
+    places, own = method.places, sorted(method.settings)
+    on = recipe.pop('on', None)
+    on_given = on is not None
+    if not on_given and len(own) == 1:  # 'neck': the backbone on models without (expansion)
+        on = own[0]
     if on is None:
         raise ValueError(f"{where}: recipe {name} needs on=: one of {places}.")
-    if on not in method.settings:
-        other = [m for m, meth in RECIPES.items() if on in meth.settings]
+    if on not in places:
+        other = [m for m, meth in RECIPES.items() if on in meth.places]
         raise ValueError(f'{where}: recipe {name} cannot read on={on!r}; it reads {places}. '
                          + (f'Recipes on {on!r}: {other}.' if on in PLACES else
                             f'Places: {sorted(PLACES)}.'))
-    setting = method.settings[on]
+    setting = method.setting(on)
     levels = recipe.pop('levels', None)
     levels_given = levels is not None
     if levels_given:
-        if on != 'neck':
-            raise ValueError(f"{where}: levels select neck levels; recipe {name} on={on!r} has "
-                             'none. Remove levels.')
+        if on not in ('neck', 'backbone'):
+            raise ValueError(f"{where}: levels select neck levels or backbone stages; recipe "
+                             f'{name} on={on!r} has none. Remove levels.')
         if isinstance(levels, int) and not isinstance(levels, bool):
             levels = (levels, )
         if (not isinstance(levels, (list, tuple)) or not levels
                 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
                            for i in levels)):
-            raise TypeError(f'{where}: levels must be student neck level indices, e.g. '
-                            f'(0, 1, 2), got {levels!r}.')
+            raise TypeError(f'{where}: levels must be student neck level indices (backbone '
+                            f"stage indices with on='backbone'), e.g. (0, 1, 2), got "
+                            f'{levels!r}.')
         levels = tuple(levels)
     else:
         levels = setting.levels
@@ -354,7 +391,8 @@ def parse_recipe(index: int, recipe) -> Recipe:
                         + (f' (and {inner_keys} of its inner loss)' if inner_keys else '')
                         + '.')
     loss.update(recipe)
-    return Recipe(index, name, method, on, setting, loss, levels, levels_given, short, selfreg)
+    return Recipe(index, name, method, on, setting, loss, levels, levels_given, short, selfreg,
+                  on_given)
 
 
 def _parse_selfreg(where: str, name: str, on: str, value) -> Optional[dict]:

@@ -26,8 +26,12 @@ it can run cheaper than the student without touching the student's training:
   once per FPN level) stop the teacher after the last call read, not the first.
 - ``compile``: ``torch.compile`` of the teacher's forward (off by default; see README for
   when it pays). Compiled code cannot be stopped from a hook, so it runs without early stop.
+
+The ``'tensor'`` mode runs up to the head's raw outputs: the model's own ``_forward``, except
+for the mmseg segmentors whose ``_forward`` cannot (:func:`forward_to_head`).
 """
 import contextlib
+import functools
 import logging
 from typing import Callable, Dict, Iterable, Optional
 
@@ -36,6 +40,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..recorders import RecorderManager
+from .decode_heads import decode_heads, heads_to_run, takes_data_samples
 
 #: ``teacher_precision`` choices; None runs the teacher in the surrounding (student's) autocast.
 TEACHER_PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -117,6 +122,8 @@ class TeacherRunner:
                  compile: bool = False, cast_weights: bool = False):
         self.teacher = teacher
         self.recorders = recorders
+        #: The 'tensor' forward where the teacher's own ``_forward`` cannot run it, else None.
+        self.head_forward = head_forward(teacher)
         self.needed_all = dict(needed or {})
         self._remaining = 0
         self._taken: Dict[str, int] = {}
@@ -175,6 +182,8 @@ class TeacherRunner:
             try:
                 if mode == 'extract_feat':
                     return self._method('extract_feat')(inputs)
+                if mode == 'tensor' and self.head_forward is not None:
+                    return self._method('head_forward')(inputs, data_samples)
                 return self._method('forward')(inputs, data_samples, mode=mode)
             except TeacherStopped:
                 return None
@@ -212,11 +221,13 @@ class TeacherRunner:
         return on_record
 
     def _method(self, name: str) -> Callable:
-        """The teacher's bound method ``name``, compiled once when ``compile`` is on."""
+        """The teacher's bound method ``name`` (``'head_forward'``: :attr:`head_forward`),
+        compiled once when ``compile`` is on."""
+        method = self.head_forward if name == 'head_forward' else getattr(self.teacher, name)
         if not self.compile:
-            return getattr(self.teacher, name)
+            return method
         if name not in self._compiled:
-            self._compiled[name] = torch.compile(getattr(self.teacher, name))
+            self._compiled[name] = torch.compile(method)
         return self._compiled[name]
 
 
@@ -225,3 +236,59 @@ def to_channels_last(inputs):
     if isinstance(inputs, Tensor) and inputs.dim() == 4:
         return inputs.contiguous(memory_format=torch.channels_last)
     return inputs
+
+
+def head_forward(model: nn.Module) -> Optional[Callable]:
+    """``forward_to_head`` bound to ``model`` where the model's own ``_forward`` (its
+    ``'tensor'`` mode) cannot reach the head's raw outputs, else None: mmseg segmentors with
+    a decode head that takes the data samples (MaskFormer, Mask2Former) or a cascade that ends
+    in a head without a per-pixel map (PointRend's ``PointHead``, which ``_forward`` calls
+    with arguments it does not take)."""
+    heads = decode_heads(model)
+    if heads is None or (heads_to_run(heads) == len(heads)
+                         and not any(takes_data_samples(h) for h in heads)):
+        return None
+    return functools.partial(forward_to_head, model)
+
+
+def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
+    """``model``'s raw head outputs on ``inputs``: its ``_forward``, or, for the mmseg
+    segmentors :func:`head_forward` names, the backbone (and neck), then each decode head up
+    to the last one with a per-pixel class map (a cascade's later head on the previous one's
+    output, as ``CascadeEncoderDecoder`` runs them), giving the heads that take data samples
+    :func:`head_data_samples`.
+
+    Args:
+        model (nn.Module): An mmdet detector or mmseg segmentor.
+        inputs (Tensor): The preprocessed images (N, 3, H, W).
+        data_samples (list, optional): The batch's data samples; None (the recipes' probe)
+            makes dummy ones of the inputs' size where a head needs them.
+    """
+    heads = decode_heads(model)
+    if head_forward(model) is None:
+        return model._forward(inputs) if data_samples is None else model._forward(
+            inputs, data_samples)
+    feats = model.extract_feat(inputs)
+    samples, out = None, None
+    for i, head in enumerate(heads[:heads_to_run(heads)]):
+        args = (feats, ) if i == 0 else (feats, out)
+        if takes_data_samples(head):
+            samples = samples or head_data_samples(inputs, data_samples)
+            args += (samples, )
+        out = head.forward(*args)  # as mmseg's segmentors call them (no module hooks)
+    return out
+
+
+def head_data_samples(inputs: Tensor, data_samples=None) -> list:
+    """``SegDataSample`` s carrying the metainfo mmseg's MaskFormer / Mask2Former heads read,
+    with ``batch_input_shape`` set to ``img_shape`` as mmseg's ``loss`` and ``predict`` set it
+    (new samples: the batch's are not changed); without ``data_samples``, one per image with
+    ``img_shape`` / ``pad_shape`` / ``ori_shape`` the inputs' size."""
+    from mmseg.structures import SegDataSample
+    shape = tuple(inputs.shape[-2:])
+    if data_samples is None:
+        metas = [dict(img_shape=shape, pad_shape=shape, ori_shape=shape)] * inputs.shape[0]
+    else:
+        metas = [sample.metainfo for sample in data_samples]
+    return [SegDataSample(metainfo=dict(meta, batch_input_shape=meta.get('img_shape', shape)))
+            for meta in metas]

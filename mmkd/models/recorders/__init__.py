@@ -1,4 +1,5 @@
 from .base_recorder import BaseRecorder
+from .decode_head_logits_recorder import DecodeHeadLogitsRecorder
 from .method_outputs_recorder import (MethodArgumentsRecorder, MethodInputsRecorder,
                                       MethodOutputsRecorder)
 from .module_recorders import ModuleInputsRecorder, ModuleOutputsRecorder
@@ -6,4 +7,4 @@ from .recorder_manager import RecorderManager
 
 __all__ = ['BaseRecorder', 'ModuleOutputsRecorder', 'ModuleInputsRecorder',
            'MethodOutputsRecorder', 'MethodInputsRecorder', 'MethodArgumentsRecorder',
-           'RecorderManager']
+           'DecodeHeadLogitsRecorder', 'RecorderManager']
