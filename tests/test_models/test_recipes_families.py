@@ -197,3 +197,25 @@ def test_mask2former_pair_trains_with_cwd_on_its_seg_logits():
     assert all(log['distill.loss_cwd_logits'] > 0 for log in logs)
     assert not torch.equal(model.student.decode_head.cls_embed.weight, before)
     assert torch.equal(model.teacher.decode_head.cls_embed.weight, teacher_before)
+
+
+# ---------------------------------------------------------------------- detection logits
+def test_dense_logits_on_condinst_read_the_box_head_without_ground_truth():
+    # CondInst's own _forward runs the box head's loss (ground truth) for its mask head; the
+    # probe and the teacher's tensor forward run backbone, neck and box head only
+    condinst = ('mmdet::condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
+                {'model.backbone.depth': 18, 'model.neck.in_channels': [64, 128, 256, 512]})
+    model = build(condinst, [dict(type='KD', on='dense_cls_logits')], scope='mmdet')
+    assert 'loss_kd_cls (DenseHeadLogitLoss)' in model.recipe_table
+    losses = train_step_losses(model, det_batch(SIZE, masks=True))
+    assert torch.isfinite(losses['distill.loss_kd_cls'])
+
+
+@pytest.mark.parametrize('student, recipe, message', [
+    (('mmdet::yolox/yolox_tiny_8xb8-300e_coco.py', {}), 'dense_cls_logits',
+     r"bbox_head.get_targets\), which YOLOXHead does not have .* use a feature recipe"),
+    (('mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', {}), 'roi_cls_logits',
+     r"the student's CascadeRoIHead runs 3 stages: use a feature recipe")])
+def test_detection_logit_recipes_name_the_heads_they_cannot_read(student, recipe, message):
+    with pytest.raises(ValueError, match=message):
+        build(student, [dict(type='KD', on=recipe)], scope='mmdet')

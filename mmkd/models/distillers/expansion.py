@@ -242,6 +242,8 @@ def expand_recipes(recipes: Sequence[dict], student: nn.Module, teacher: nn.Modu
         _add_recorder(out.student_recorders, 'student_recorders', name, cfgs['student'])
         _add_recorder(out.teacher_recorders, 'teacher_recorders', name, cfgs['teacher'])
     if 'dense_cls_logits' in recorders:
+        recipe = next(r for r in parsed if r.on == 'dense_cls_logits')
+        _check_dense_targets(student, recipe)
         _add_recorder(out.student_recorders, 'student_recorders', *TARGETS)
     run_head = any(PLACES[on].head for on in recorders)
     probed = {side: probe(model, {PLACES[on].recorder: cfgs[side]
@@ -605,8 +607,38 @@ def _expand_dense_logits(recipe: Recipe, records: dict, inputs: dict, out: Expan
                      connector, f'{loss_name} ({recipe.loss["type"]})', _weight(recipe)))
 
 
+def _check_dense_targets(student: nn.Module, recipe: Recipe) -> None:
+    """Dense-head logit recipes select locations by the student's assigner labels, which
+    heads with ``get_targets`` give (AnchorHead, FCOSHead, ATSSHead, GFLHead ...); YOLOX's and
+    RTMDet's heads assign per image inside ``loss_by_feat``."""
+    head = student.bbox_head
+    if not callable(getattr(head, 'get_targets', None)):
+        raise ValueError(
+            f'recipes[{recipe.index}] ({recipe.label}) selects the locations to distil by the '
+            f"student head's assigner labels (bbox_head.get_targets), which "
+            f'{type(head).__name__} does not have (it assigns per image inside its loss): use '
+            "a feature recipe (on='neck'), or the explicit form on bbox_head.forward.")
+
+
+def _check_single_roi_head(model: nn.Module, side: str, recipe: Recipe) -> None:
+    """RoI logit recipes replay one RoI head (``roi_head._bbox_forward`` with one
+    ``bbox_head``): a cascade's stages (Cascade R-CNN, HTC) or a sparse head (QueryInst) are
+    not one."""
+    roi_head = model.roi_head
+    bbox_head = getattr(roi_head, 'bbox_head', None)
+    if isinstance(bbox_head, nn.ModuleList) or not isinstance(bbox_head, nn.Module) or \
+            getattr(roi_head, 'num_stages', 1) != 1:
+        raise ValueError(
+            f'recipes[{recipe.index}] ({recipe.label}) replays one RoI head on the student\'s '
+            f'RoIs, but the {side}\'s {type(roi_head).__name__} runs '
+            f"{getattr(roi_head, 'num_stages', 'several')} stages: use a feature recipe "
+            "(on='neck'), or the explicit form on one stage (e.g. roi_head.bbox_head.2).")
+
+
 def _expand_roi_logits(recipe: Recipe, out: Expansion, student: nn.Module,
                        teacher: nn.Module) -> None:
+    for side, model in (('student', student), ('teacher', teacher)):
+        _check_single_roi_head(model, side, recipe)
     classes = {side: get_num_classes(model) for side, model in (('student', student),
                                                                 ('teacher', teacher))}
     if classes['student'] != classes['teacher']:

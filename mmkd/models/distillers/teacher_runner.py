@@ -243,12 +243,22 @@ def head_forward(model: nn.Module) -> Optional[Callable]:
     ``'tensor'`` mode) cannot reach the head's raw outputs, else None: mmseg segmentors with
     a decode head that takes the data samples (MaskFormer, Mask2Former) or a cascade that ends
     in a head without a per-pixel map (PointRend's ``PointHead``, which ``_forward`` calls
-    with arguments it does not take)."""
+    with arguments it does not take), and mmdet's CondInst / BoxInst (whose ``_forward``
+    needs the ground truth: the box head's outputs are what a recipe reads)."""
+    if _box_first_instance_segmentor(model):
+        return functools.partial(forward_to_head, model)
     heads = decode_heads(model)
     if heads is None or (heads_to_run(heads) == len(heads)
                          and not any(takes_data_samples(h) for h in heads)):
         return None
     return functools.partial(forward_to_head, model)
+
+
+def _box_first_instance_segmentor(model: nn.Module) -> bool:
+    """An mmdet single-stage instance segmentor with a box head (CondInst, BoxInst): its
+    ``_forward`` runs the box head's loss (ground truth needed) to feed the mask head."""
+    from mmdet.models.detectors.single_stage_instance_seg import SingleStageInstanceSegmentor
+    return isinstance(model, SingleStageInstanceSegmentor) and model.with_bbox
 
 
 def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
@@ -264,6 +274,8 @@ def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
         data_samples (list, optional): The batch's data samples; None (the recipes' probe)
             makes dummy ones of the inputs' size where a head needs them.
     """
+    if _box_first_instance_segmentor(model):  # the box head's raw outputs (no mask head)
+        return model.bbox_head.forward(model.extract_feat(inputs))
     heads = decode_heads(model)
     if head_forward(model) is None:
         return model._forward(inputs) if data_samples is None else model._forward(
