@@ -219,3 +219,14 @@ def test_dense_logits_on_condinst_read_the_box_head_without_ground_truth():
 def test_detection_logit_recipes_name_the_heads_they_cannot_read(student, recipe, message):
     with pytest.raises(ValueError, match=message):
         build(student, [dict(type='KD', on=recipe)], scope='mmdet')
+
+
+def test_roi_logits_on_a_neckless_two_stage_detector_replay_the_teachers_backbone():
+    c4 = ('mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+          {'model.train_cfg.rcnn.sampler.num': 16})
+    model = build(c4, [dict(type='KD', on='roi_cls_logits')], scope='mmdet')
+    assert "replayed on its backbone's output" in model.recipe_table
+    losses = train_step_losses(model, det_batch(SIZE))
+    assert torch.isfinite(losses['distill.loss_kd_roi'])
+    assert grads_reach_the_student_only(model, losses['distill.loss_kd_roi'],
+                                        model.student.roi_head)

@@ -329,7 +329,7 @@ def _match_backbone_branches(models: Dict[str, nn.Module], out: Expansion) -> No
     for module in models['teacher'].backbone.modules():
         if hasattr(module, 'test_branch_idx'):
             module.test_branch_idx = -1
-    out.notes.append(f'on=\'backbone\': the student\'s backbone trains {student} branches (the '
+    out.notes.append(f'TridentNet: the student\'s backbone trains {student} branches (the '
                      f'batch {student} times along N): the teacher\'s backbone runs all of '
                      'them too (test_branch_idx=-1), in the same order')
 
@@ -489,22 +489,33 @@ def _weight(recipe: Recipe) -> str:
     return '-' if weight is None else f'{weight:g}'
 
 
-def _levels_of(record, side: str, recipe: Recipe) -> List[Tensor]:
+def _levels_of(record, side: str, recipe: Recipe) -> Tuple[List[Tensor], list]:
+    """The (N, C, H, W) maps of a neck's or backbone's output and the ``data_idx`` of each:
+    its index, or ``[index, 0]`` for a level that is a ``(map, class token)`` pair (mmseg's
+    ViT with ``output_cls_token``, as DPT builds it)."""
     levels = list(record) if isinstance(record, (list, tuple)) else [record]
-    if not levels or not all(shape_of(t) is not None for t in levels):
+    maps, paths = [], []
+    for i, level in enumerate(levels):
+        if isinstance(level, (list, tuple)) and level and shape_of(level[0]) is not None:
+            maps.append(level[0])
+            paths.append([i, 0])
+        else:
+            maps.append(level)
+            paths.append(i)
+    if not maps or not all(shape_of(t) is not None for t in maps):
         raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side} '
                          f'{PLACES[recipe.on].module} does not return (N, C, H, W) maps (a '
                          'tensor or a list of them); use the explicit form to record another '
                          'module.')
-    return levels
+    return maps, paths
 
 
 def _expand_levels(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
                    student: nn.Module) -> None:
     """Neck levels or backbone stages, paired by stride (one code path for both)."""
     place, noun = PLACES[recipe.on], LEVEL_PLACES[recipe.on]
-    s_levels = _levels_of(records['student'], 'student', recipe)
-    t_levels = _levels_of(records['teacher'], 'teacher', recipe)
+    s_levels, s_paths = _levels_of(records['student'], 'student', recipe)
+    t_levels, t_paths = _levels_of(records['teacher'], 'teacher', recipe)
     s_shapes = [shape_of(t) for t in s_levels]
     t_shapes = [shape_of(t) for t in t_levels]
     pairs, lone_s, lone_t = pair_levels([s[1:] for s in s_shapes], [t[1:] for t in t_shapes],
@@ -545,8 +556,8 @@ def _expand_levels(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
                              f'{format_stride(s_strides[i])}) is not in {why} '
                              f'{tuple(recipe.levels)}: left out')
             continue
-        s_spec = dict(from_student=True, recorder=recorder, data_idx=i)
-        t_spec = dict(from_student=False, recorder=recorder, data_idx=j)
+        s_spec = dict(from_student=True, recorder=recorder, data_idx=s_paths[i])
+        t_spec = dict(from_student=False, recorder=recorder, data_idx=t_paths[j])
         connector, loss_name = _wire(recipe, out, f'{n}{i}', s_spec, t_spec,
                                      s_shapes[i], t_shapes[j], student, s_strides[i])
         out.rows.append((label, f'{n}{i}', f'{n}{j}', format_stride(s_strides[i]),
@@ -646,11 +657,20 @@ def _expand_roi_logits(recipe: Recipe, out: Expansion, student: nn.Module,
                          f'the student\'s RoI head has {classes["student"]} classes and the '
                          f'teacher\'s {classes["teacher"]}: use a teacher trained on the same '
                          "classes, or a feature recipe (on='neck').")
+    replay = copy.deepcopy(ROI_REPLAY)
+    if not getattr(teacher, 'with_neck', True):  # a C4 / Trident teacher: its RoI head reads
+        replay['teacher_recorders'] = dict(backbone=PLACES['backbone'].cfg)  # the backbone
+        replay['teacher_replays']['roi']['args'][0]['recorder'] = 'backbone'
+        # TridentNet: the student's RoIs index its branches' images (the batch once per
+        # branch), so the teacher's backbone runs every branch too
+        _match_backbone_branches(dict(student=student, teacher=teacher), out)
+        out.notes.append(f'{recipe.label}: the teacher has no neck: its RoI head is replayed '
+                         'on its backbone\'s output')
     for side in ('student', 'teacher'):
         key = f'{side}_recorders'
-        for name, cfg in ROI_REPLAY[key].items():
+        for name, cfg in replay[key].items():
             _add_recorder(getattr(out, key), key, name, cfg)
-    for name, cfg in ROI_REPLAY['teacher_replays'].items():
+    for name, cfg in replay['teacher_replays'].items():
         _add_recorder(out.teacher_replays, 'teacher_replays', name, cfg)
     _, loss_name = _wire(recipe, out, PLACES[recipe.on].suffix,
                          copy.deepcopy(ROI_REPLAY['preds_S']),
