@@ -156,4 +156,10 @@ def distill_config_text(student: str, teacher: str, teacher_ckpt: Optional[str],
     ]
     if student_cfg.get('val_cfg') is not None:
         lines.append("val_cfg = dict(_delete_=True, type='mmkd.DistillValLoop')")
+    if student_cfg.get('data_preprocessor') is not None:
+        # mmseg configs keep it at the top level too, and mmengine's Runner hands a top-level
+        # data_preprocessor to the model it builds; each model keeps its own in its config
+        lines += ["# the student's data_preprocessor stays in its model config (the Runner would",
+                  '# give a top-level one to the Distiller)',
+                  'data_preprocessor = None']
     return '\n'.join(lines) + '\n'
