@@ -159,6 +159,7 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
             inline.merge_from_dict(cfg_options or {})
             entry.clear()
             entry.update(inline.model)
+    use_test_tokens(model_cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if seed is not None:
         torch.manual_seed(seed)
@@ -166,6 +167,30 @@ def build_random_distiller(cfg, cfg_options: Optional[dict] = None, device=None,
         return fill_uninitialised(MODELS.build(model_cfg))
     with torch.device(device):
         return fill_uninitialised(MODELS.build(model_cfg))
+
+
+#: Receptive tokens for MasKD recipes in tests (8 tokens, N(0, 0.01) with seed 0, written
+#: by ``mmkd.apis.maskd_tokens.write_tokens_file``), per class count: what a random teacher
+#: would get instead of the file ``tools/maskd_tokens.py`` writes from a trained one.
+TEST_TOKENS = 'tests/data/maskd_tokens_c{}.pth'
+
+
+def use_test_tokens(model_cfg) -> None:
+    """Point every MasKD recipe of ``model_cfg`` whose ``tokens`` file does not exist (it is
+    written from the trained teacher, which tests do not have) at :data:`TEST_TOKENS` of the
+    teacher's class count."""
+    import os.path as osp
+
+    from mmkd.apis import CONFIGS
+    from mmkd.models.distillers.model_config import resolve_model_cfg
+    for recipe in model_cfg.get('recipes') or []:
+        if (str(recipe.get('type', '')).lower() != 'maskd' or 'tokens' not in recipe
+                or osp.exists(recipe.tokens)):
+            continue
+        teacher, _ = resolve_model_cfg(model_cfg.teacher, 'teacher')
+        heads = teacher.decode_head if isinstance(teacher.decode_head, list) else [
+            teacher.decode_head]
+        recipe.tokens = osp.join(osp.dirname(CONFIGS), TEST_TOKENS.format(heads[-1].num_classes))
 
 
 def fill_uninitialised(model):

@@ -63,6 +63,7 @@ from typing import Dict, List, Optional
 from mmkd.apis import CONFIGS
 from mmkd.apis.demo import TASKS as DEMO_TASKS
 from mmkd.apis.demo import evaluate, run
+from mmkd.apis.maskd_tokens import learn_maskd_tokens, tokens_options
 from mmkd.apis.method_configs import method_configs
 from mmkd.apis.paired_stats import gap_closed, paired_gain, summarize
 from mmkd.apis.run_ledger import RunLedger, WeightStore, weights_sha
@@ -109,6 +110,10 @@ REGIMES = {
 #: need more seeds: with 5 instead of 3 the t quantile drops from 4.30 to 2.78 (RESULTS.md).
 #: The DINO student alike: 15.9-20.6 bbox mAP over seeds 0-2, KD-DETR's paired gains +2.1 to +8.1.
 DEFAULT_SEEDS = [0, 1, 2]
+#: Iterations of MasKD's first phase (tokens on the teacher, the teacher config's batch of 8)
+#: before its rows: the paper's 10k on Cityscapes, scaled down as the students' schedules are
+#: (300 iterations are 2.4 passes over the 1000 training images).
+MASKD_TOKEN_ITERS = 300
 
 
 def task_seeds(regime: dict, tasks: List[str], seeds: Optional[List[int]] = None) -> dict:
@@ -196,6 +201,15 @@ def significance_job(teacher_config: str, ckpt: str, data_root: str, marker: str
     write_teacher_significance(teacher_config, ckpt, cfg_options={
         'train_dataloader.dataset.data_root': f'{data_root.rstrip("/")}/'})
     open(marker, 'w').close()
+
+
+def maskd_tokens_job(teacher_config: str, ckpt: str, data_root: str, out: str) -> None:
+    """The receptive tokens the MasKD configs read (their first phase, on the task's
+    teacher), written once to ``out``."""
+    if osp.exists(out):
+        return
+    learn_maskd_tokens(teacher_config, ckpt, out=out, iters=MASKD_TOKEN_ITERS, cfg_options={
+        'train_dataloader.dataset.data_root': f'{data_root.rstrip("/")}/'})
 
 
 def _set_threads(threads: int) -> None:
@@ -302,6 +316,14 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
             data_root=data_root,
             marker=osp.join(teacher_root, task, 'significance_written')) for task in tasks])
 
+    tokens = {task: osp.join(teacher_root, task, f'maskd_tokens_{MASKD_TOKEN_ITERS}it.pth')
+              for task in tasks}
+    if pool is not None:
+        pool.map(maskd_tokens_job, [dict(
+            teacher_config=TASKS[task]['teacher'], ckpt=teachers[task]['ckpt'],
+            data_root=data_root, out=tokens[task]) for task in tasks
+            if any(tokens_options(config, '') for config in _configs(task, methods).values())])
+
     # 3. every row x seed in one queue, row by row (both tasks), so that an interrupted run
     # leaves whole rows
     jobs, keys = [], []
@@ -323,6 +345,8 @@ def run_benchmark(tasks: List[str], regime_name: str, regime: dict, work_dir: st
                 overrides.update(loss_weight_overrides(config, scale))
             if precision is not None:
                 overrides['model.teacher_precision'] = precision
+            if name != 'student':
+                overrides.update(tokens_options(config, tokens[task]))
             expect = _known(backbone_sha=backbone_sha, teacher_sha=teacher_sha)
             for seed in seeds[task]:
                 keys.append((task, name, seed))

@@ -25,10 +25,7 @@ stamps; written atomically). A summary (images, mean, histogram) is printed.
 """
 import argparse
 
-import torch
-from mmengine.config import DictAction
-
-from mmkd.apis.significance import write_teacher_significance
+from mmkd.apis.significance import add_teacher_tool_arguments, write_teacher_significance
 
 
 def parse_args(argv=None):
@@ -47,10 +44,7 @@ def parse_args(argv=None):
     parser.add_argument('--split', default='train', choices=['train', 'val', 'test'],
                         help='whose dataloader dataset to measure')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. '
-                        'train_dataloader.dataset.data_root=data/other/')
+    add_teacher_tool_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -7,6 +7,8 @@ thin ``main()``\\ s over them and never import each other.
   configs (``tools/benchmark_overhead.py``, ``tools/benchmark_accuracy.py``);
 * :mod:`mmkd.apis.significance`: each training image's significance measured with the
   teacher (``tools/significance.py``; the accuracy benchmark writes it for ``selfreg``);
+* :mod:`mmkd.apis.maskd_tokens`: MasKD's first phase, the receptive tokens learned on the
+  frozen teacher (``tools/maskd_tokens.py``; the accuracy benchmark writes them for ``maskd``);
 * :mod:`mmkd.apis.analysis`: a distillation config's Distiller and its layers' features for
   the scripts in ``tools/analysis/``;
 * :mod:`mmkd.apis.distill`: the distillation config ``tools/distill.py`` writes from a

@@ -33,6 +33,11 @@ PAIRS = {
     'coco_dino': ('_dino-r50_dino-r18_8xb2-12e_coco.py', 'det', (800, 1333), {}),
     'cityscapes_pspnet': ('_pspnet-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py', 'seg',
                           (512, 1024), PLAIN_BN),
+    # the segmentation distillation papers' pairs (DIST, CIRKD, MasKD, Af-DCD)
+    'cityscapes_dlv3': ('_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py', 'seg',
+                        (512, 1024), PLAIN_BN),
+    'cityscapes_dlv3_psp': ('_deeplabv3-r101_pspnet-r18_8xb2-40k_cityscapes-512x1024.py',
+                            'seg', (512, 1024), PLAIN_BN),
 }
 
 

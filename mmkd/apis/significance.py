@@ -182,3 +182,14 @@ def write_teacher_significance(config: str, checkpoint: Optional[str] = None,
     write_significance_file(path, images, meta)
     log(summary(images, task, path))
     return path
+
+
+def add_teacher_tool_arguments(parser) -> None:
+    """The options every tool that runs a teacher over a config's data shares (this one's and
+    ``tools/maskd_tokens.py``): ``--device`` and ``--cfg-options``."""
+    import torch
+    from mmengine.config import DictAction
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. '
+                        'train_dataloader.dataset.data_root=data/other/')

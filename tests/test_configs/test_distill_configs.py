@@ -36,7 +36,9 @@ ZOO_CONFIGS = [p for p in CONFIGS if not p.endswith('_digits.py')]
 # published pair (its cross head runs the teacher's GFL head on the student's features).
 FAST_FORWARD = ('fgd_fpn_retina-x101', 'mgd_fpn_fcos-r101', 'pcka_fpn_gfl-r101',
                 'crosskd_head_gfl-r101',
-                'pcka_fpn_frcnn-r101', 'ssim_head_pspnet-r101')
+                'pcka_fpn_frcnn-r101', 'ssim_head_pspnet-r101',
+                # the auxiliary heads' logits: the teacher runs its auxiliary head too
+                'dist_logits_deeplabv3-r101_deeplabv3-r18')
 # PSPNet's SyncBN needs a process group: plain BN, and 64x64 crops instead of 512x1024.
 SMALL_SEG = {'model.data_preprocessor.size': (64, 64),
              'model.backbone.norm_cfg': dict(type='BN', requires_grad=True),

@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from tool_runs import CONFIGS, DET_TEACHER, SEG_TEACHER, tiny_config
 
+from mmkd.apis.maskd_tokens import learn_maskd_tokens, tokens_options
 from mmkd.apis.significance import write_teacher_significance
 
 ITERS = 8
@@ -31,16 +32,20 @@ def config_id(path):
 #: (tests/test_configs/test_distill_configs.py); the self-regulated subset modes train through
 #: the tools in tests/test_tools/test_significance_tool.py.
 DEFAULT_SUITE = {
+    'afdcd/afdcd_stage-logits_semfpn-r18_semfpn-r18w32_digits.py',
     'at/at_fpn_semfpn-r18_semfpn-r18w32_digits.py',
+    'cirkd/cirkd_feat-logits_semfpn-r18_semfpn-r18w32_digits.py',
     'cka/cka_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'crosskd/crosskd_head_retina-r18_retina-r18w32_digits.py',
     'cwd/cwd_fpn_retina-r18_retina-r18w32_digits.py',
+    'dist/dist_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'dkd/dkd_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'fgd/fgd_fpn_retina-r18_retina-r18w32_digits.py',
     'fitnet/fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py',
     'gkd/gkd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
     'kd/kd_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'kddetr/kddetr_decoder_dino-r18_dino-r18w32_digits.py',
+    'maskd/maskd_logits_semfpn-r18_semfpn-r18w32_digits.py',
     'maskkd/maskkd_mask-head_mask-rcnn-r18_mask-rcnn-r18w32_digits.py',
     'mgd/mgd_fpn_semfpn-r18_semfpn-r18w32_digits.py',
     'multiteacher/multiteacher-uncertainty_fpn_gfl-r18+retina-r18_retina-r18w32_digits.py',
@@ -96,6 +101,12 @@ def train_losses(config, data_root, teacher_ckpt, work_dir, iters=ITERS, options
     if subset:  # all 4 kept (every batch stays images 0-3; test_significance_tool.py tests budgets)
         overrides['train_dataloader.dataset.budget'] = 1.0
         overrides['train_dataloader.dataset.significance_file'] = str(work_dir / 'sig.json')
+    tokens = tokens_options(config, str(work_dir / 'maskd_tokens.pth'))
+    if tokens:  # MasKD's first phase: its tokens learned on the session's teacher
+        learn_maskd_tokens(SEG_TEACHER, teacher_ckpt, out=str(work_dir / 'maskd_tokens.pth'),
+                           iters=4, batch_size=4, cfg_options={
+                               'train_dataloader.dataset.data_root': f'{data_root}/'})
+        overrides.update(tokens)
     path = tiny_config(config, data_root, work_dir, iters=iters, **overrides)
     if subset:
         write_teacher_significance(path)  # writes the subset's significance_file

@@ -117,3 +117,47 @@ def seg_logits_recorder(model: nn.Module, side: str) -> Tuple[dict, Optional[str
             'last_stage': f"{name}'s last stage, which its predict uses",
             'map': f"{name}'s per-class masks, which its predict uses as the logits"}[form])
     return dict(cfg), (f"{where} ({'; '.join(notes)})" if notes else None)
+
+
+def auxiliary_heads(model: nn.Module) -> List[nn.Module]:
+    """The segmentor's auxiliary heads in order (mmseg's ``auxiliary_head``: one head or an
+    ``nn.ModuleList``); empty without."""
+    head = getattr(model, 'auxiliary_head', None)
+    if head is None:
+        return []
+    return list(head) if isinstance(head, nn.ModuleList) else [head]
+
+
+def aux_logits_recorder(model: nn.Module, side: str) -> Tuple[dict, Optional[str]]:
+    """``(recorder config, what it reads)`` of the class logits of ``model``'s auxiliary head
+    (its ``conv_seg``; of several, the first: mmseg trains each on the same labels), a
+    ValueError naming the fix without one."""
+    heads = auxiliary_heads(model)
+    with_conv = [i for i, h in enumerate(heads) if isinstance(getattr(h, 'conv_seg', None),
+                                                             nn.Module)]
+    if not with_conv:
+        what = ('no auxiliary_head' if not heads else 'auxiliary heads without a conv_seg '
+                f'classifier ({", ".join(type(h).__name__ for h in heads)})')
+        raise ValueError(f'the {side} ({type(model).__name__}) has {what}: auxiliary logits '
+                         "need an mmseg auxiliary head on both models. Distill the decode "
+                         "head's logits only (on='seg_logits').")
+    if len(heads) == 1:
+        return dict(type='ModuleOutputsRecorder', source='auxiliary_head.conv_seg'), None
+    source = f'auxiliary_head.{with_conv[0]}.conv_seg'
+    return (dict(type='ModuleOutputsRecorder', source=source),
+            f'{source} (the first of {len(heads)} auxiliary heads)')
+
+
+def seg_feat_recorder(model: nn.Module, side: str) -> Tuple[dict, Optional[str]]:
+    """``(recorder config, what it reads)`` of the feature ``model``'s decode head classifies:
+    the input of the ``conv_seg`` that :func:`seg_logits_recorder` reads (after the head's
+    dropout in training), a ValueError naming the fix where the head has no per-pixel
+    classifier (mask-classification heads)."""
+    cfg, read = seg_logits_recorder(model, side)
+    if cfg['type'] != 'ModuleOutputsRecorder':
+        raise ValueError(f"the {side}'s decode head ({read}) has no per-pixel classifier "
+                         '(conv_seg) whose input feature could be read. Distill its logits '
+                         "(on='seg_logits') or its backbone (on='backbone').")
+    where = cfg['source']
+    return (dict(type='ModuleInputsRecorder', source=where),
+            None if where == CONV_SEG['source'] else f'the input of {where}')

@@ -48,7 +48,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .decode_heads import seg_logits_recorder
+from .decode_heads import aux_logits_recorder, seg_feat_recorder, seg_logits_recorder
 from .model_config import get_num_classes
 from .probe import padded_size, probe, shape_of
 from .recipes import PLACES, ROI_REPLAY, TARGETS, Place, Recipe, parse_recipe
@@ -340,9 +340,11 @@ def _place_recorder(model: nn.Module, side: str, place: Place,
     the place's usual module, else None)``: ``seg_logits`` is resolved per model
     (:func:`.decode_heads.seg_logits_recorder`); a ValueError naming the fix when the model
     has no such place."""
-    if recipe.on == 'seg_logits':
+    resolve = dict(seg_logits=seg_logits_recorder, aux_logits=aux_logits_recorder,
+                   seg_feat=seg_feat_recorder).get(recipe.on)
+    if resolve is not None:
         try:
-            return seg_logits_recorder(model, side)
+            return resolve(model, side)
         except ValueError as err:
             _no_place(recipe, str(err))
     if not _has_module(model, place.module):
@@ -451,6 +453,8 @@ def _wire(recipe: Recipe, out: Expansion, suffix: str, s_spec: dict, t_spec: dic
         loss['stride'] = nominal_stride(stride) or stride
     if 'name' in setting.pair_args:
         loss['name'] = suffix
+    if 'num_classes' in setting.pair_args:
+        loss['num_classes'] = get_num_classes(student)
     loss_name = f'loss_{base}'
     mapping = dict(preds_S=s_spec, preds_T=t_spec)
     if 'data_samples' in setting.inputs or ('boxes' in setting.inputs and detector):
@@ -568,14 +572,18 @@ def _expand_levels(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
 def _expand_single(recipe: Recipe, records: dict, inputs: dict, out: Expansion,
                    student: nn.Module) -> None:
     place = PLACES[recipe.on]
-    shapes = {}
+    shapes, where = {}, ({} if place.data_idx is None else dict(data_idx=place.data_idx))
     for side in ('student', 'teacher'):
-        shapes[side] = shape_of(records[side])
+        record = records[side]
+        if where and isinstance(record, (list, tuple)) and len(record) > place.data_idx:
+            record = record[place.data_idx]  # a module's inputs: the first
+        shapes[side] = shape_of(record)
         if shapes[side] is None:
             raise ValueError(f'recipes[{recipe.index}] ({recipe.label}): the {side}\'s '
-                             f'{place.module} does not return one (N, C, H, W) map.')
-    s_spec = dict(from_student=True, recorder=place.recorder)
-    t_spec = dict(from_student=False, recorder=place.recorder)
+                             f'{place.module} does not {"take" if where else "return"} one '
+                             '(N, C, H, W) map.')
+    s_spec = dict(from_student=True, recorder=place.recorder, **where)
+    t_spec = dict(from_student=False, recorder=place.recorder, **where)
     strides = [level_stride(inputs[side], shapes[side][1:]) for side in ('student', 'teacher')]
     connector, loss_name = _wire(recipe, out, place.suffix, s_spec, t_spec, shapes['student'],
                                  shapes['teacher'], student, strides[0])

@@ -183,6 +183,9 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
         dict: ``{name: the recorder's first record}`` (tensors of batch size 1).
     """
     built = {name: build_component(cfg) for name, cfg in recorders.items()}
+    # a recorder on an auxiliary head: run them too (the 'tensor' forward does not)
+    auxiliary = any(str(cfg.get('source', '')).split('.')[0] == 'auxiliary_head'
+                    for cfg in recorders.values())
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device('cpu')
     training = {module: module.training for module in model.modules()}
@@ -193,7 +196,10 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
         for recorder in built.values():
             recorder.reset()
         with torch.random.fork_rng(devices=[]), torch.no_grad(), meta_weights(model, on_meta):
-            forward_to_head(model, image) if run_head else model.extract_feat(image)
+            if run_head:
+                forward_to_head(model, image, auxiliary=auxiliary)
+            else:
+                model.extract_feat(image)
 
     try:
         for recorder in built.values():

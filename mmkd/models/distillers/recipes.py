@@ -75,6 +75,17 @@ PLACES = {
                         'logits', 'decode_head.conv_seg', head=True,
                         labels=dict(from_data='gt_sem_seg'), class_maps=True),
     # the labels' index in get_targets' outputs depends on the head (expansion.labels_index)
+    # the auxiliary head's logits (mmseg's auxiliary_head, e.g. the FCN head on a dilated
+    # ResNet's c3; resolved per model: decode_heads.aux_logits_recorder)
+    'aux_logits': Place('aux_logits', dict(type='ModuleOutputsRecorder',
+                                           source='auxiliary_head.conv_seg'),
+                        'aux', 'auxiliary_head', head=True,
+                        labels=dict(from_data='gt_sem_seg'), class_maps=True),
+    # the feature the decode head classifies: the input of the classifier seg_logits reads
+    # (decode_heads.seg_feat_recorder)
+    'seg_feat': Place('feat', dict(type='ModuleInputsRecorder', source='decode_head.conv_seg'),
+                      'feat', 'decode_head', data_idx=0, head=True,
+                      labels=dict(from_data='gt_sem_seg')),
     'dense_cls_logits': Place('cls', _BBOX_FORWARD, 'cls', 'bbox_head', data_idx=0, head=True,
                               labels=dict(from_student=True, recorder='targets'),
                               class_maps=True),
@@ -119,7 +130,7 @@ class Setting:
         inputs (tuple): What the loss reads besides ``preds_S`` / ``preds_T`` (:data:`INPUTS`).
         pair_args (tuple): Loss arguments set per pair: ``'stride'`` (the student level's
             stride in pixels), ``'name'`` (the pair's name, e.g. ``'fpn0'``, for the loss's
-            log keys).
+            log keys), ``'num_classes'`` (the student's class count).
         box_term (str, optional): A loss argument that, on detectors only, gets
             ``dict(student_channels=..., teacher_channels=...)`` (GKD's FGD-style ``bmfi``
             term on the GT boxes); a recipe's own value is completed, ``None`` switches it off.
@@ -272,8 +283,49 @@ RECIPES: Dict[str, Method] = {
             'cityscapes-512x1024.py: around MSE, 16 areas of at least 8x8 cells, every weight '
             '1 (ours: not public)')}),
 }
+_DIST = 'configs/distill/dist/dist_logits_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
+_CIRKD = 'configs/distill/cirkd/cirkd_feat-logits_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
+_AFDCD = 'configs/distill/afdcd/afdcd_stage-logits_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
+_MASKD = 'configs/distill/maskd/maskd_logits_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
+RECIPES.update({
+    'DIST': Method('dist', {
+        'seg_logits': Setting(dict(type='DISTLoss', loss_weight=1.0, beta=1.0, gamma=1.0,
+                                   tau=1.0), channels='equal',
+                              source=_DIST + ': inter = intra = 1, tau 1, weight 1, no plain KD'),
+        'aux_logits': Setting(dict(type='DISTLoss', loss_weight=0.4, beta=1.0, gamma=1.0,
+                                   tau=1.0), channels='equal',
+                              source=_DIST + ": the auxiliary head's logits at 0.4"),
+        'dense_cls_logits': Setting(
+            dict(_dense(dict(type='DISTLoss', mode='sigmoid', tau=1.0)), pass_labels=False),
+            channels='equal', size='any', inputs=('labels', ),
+            source=_DENSE.format('dist', 'dist') + ': DIST on the per-class sigmoid of the '
+            'class logits (the published code\'s use_sigmoid, as the heads are trained) at '
+            'positive and confident locations, background ones included (no labels passed), '
+            'weight 1 (ours: the paper distils classification and segmentation logits)'),
+        'roi_cls_logits': Setting(
+            dict(type='DISTLoss', loss_weight=1.0, tau=1.0),
+            source=_ROI.format('dist', 'dist') + ': DIST on the RoI class scores (background '
+            'included), weight 1, tau 1 (the classification setting)')}),
+    'CIRKD': Method('cirkd', {'seg_feat': Setting(
+        dict(type='CIRKDLoss', loss_weight=1.0, minibatch_weight=1.0, pixel_weight=0.1,
+             region_weight=0.1), channels='loss', inputs=('labels', ),
+        pair_args=('num_classes', ),
+        source=_CIRKD + ': mini-batch relations 1, pixel and region memory 0.1 each (tau 0.1, '
+        'queues 20000 / 2000 per class); with KD on the logits (T 1, weight 1) as a second '
+        'recipe')}),
+    'AfDCD': Method('afdcd', {'backbone': Setting(
+        dict(type='AfDCDLoss', loss_weight=1.0), channels='loss', levels=(3, ),
+        source=_AFDCD + ': the last backbone stage (c4), feature 2e-6 and contrast 0.005; '
+        'with KD on the logits (T 1, weight 1) as a second recipe')}),
+    'MasKD': Method('maskd', {
+        'seg_logits': Setting(dict(type='MasKDLoss', loss_weight=0.5), channels='equal',
+                              source=_MASKD + ': weight 0.5 with the receptive tokens of '
+                              'tools/maskd_tokens.py (tokens=...)'),
+        'aux_logits': Setting(dict(type='MasKDLoss', loss_weight=0.2), channels='equal',
+                              source=_MASKD + ": the auxiliary head's logits at 0.4 x 0.5")}),
+})
 #: Other spellings of the recipe types.
-ALIASES = {'MSE': 'FitNet'}
+ALIASES = {'MSE': 'FitNet', 'Af-DCD': 'AfDCD'}
 #: Self-regulated distillation (``selfreg=``): ``SignificanceWeightedLoss`` around the recipe's
 #: loss, with these arguments unless the recipe's ``selfreg`` dict gives others.
 SELFREG = dict(min_weight=0.1, conf_thr=0.5, handled_ratio=0.9)
@@ -391,6 +443,13 @@ def parse_recipe(index: int, recipe) -> Recipe:
                         + (f' (and {inner_keys} of its inner loss)' if inner_keys else '')
                         + '.')
     loss.update(recipe)
+    missing = [n for n in _required_arguments(loss['type'], setting.pair_args) if n not in loss]
+    if missing:
+        raise TypeError(f'{where}: recipe {name} needs {missing} (arguments of {loss["type"]} '
+                        'without a default), e.g. '
+                        + ', '.join(f'{n}=...' for n in missing) + '.'
+                        + (" tokens= is the file tools/maskd_tokens.py writes." if 'tokens'
+                           in missing else ''))
     return Recipe(index, name, method, on, setting, loss, levels, levels_given, short, selfreg,
                   on_given)
 
@@ -425,3 +484,10 @@ def _loss_arguments(loss_type: str, filled: Sequence[str] = ()) -> List[str]:
     skip = {'self', 'student_channels', 'teacher_channels', 'num_classes', 'init_cfg', *filled}
     return [n for n, p in params.items() if n not in skip
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _required_arguments(loss_type: str, filled: Sequence[str] = ()) -> List[str]:
+    """The arguments of ``loss_type`` a recipe must give: those without a default that the
+    expansion does not fill."""
+    params = inspect.signature(MODELS.get(loss_type).__init__).parameters
+    return [n for n in _loss_arguments(loss_type, filled) if params[n].default is params[n].empty]

@@ -40,7 +40,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..recorders import RecorderManager
-from .decode_heads import decode_heads, heads_to_run, takes_data_samples
+from .decode_heads import auxiliary_heads, decode_heads, heads_to_run, takes_data_samples
 
 #: ``teacher_precision`` choices; None runs the teacher in the surrounding (student's) autocast.
 TEACHER_PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -122,8 +122,9 @@ class TeacherRunner:
                  compile: bool = False, cast_weights: bool = False):
         self.teacher = teacher
         self.recorders = recorders
-        #: The 'tensor' forward where the teacher's own ``_forward`` cannot run it, else None.
-        self.head_forward = head_forward(teacher)
+        #: The 'tensor' forward where the teacher's own ``_forward`` cannot run it (or does
+        #: not run the auxiliary heads a recorder reads), else None.
+        self.head_forward = head_forward(teacher, auxiliary=reads_auxiliary_heads(recorders))
         self.needed_all = dict(needed or {})
         self._remaining = 0
         self._taken: Dict[str, int] = {}
@@ -238,15 +239,26 @@ def to_channels_last(inputs):
     return inputs
 
 
-def head_forward(model: nn.Module) -> Optional[Callable]:
+def reads_auxiliary_heads(recorders: RecorderManager) -> bool:
+    """Whether a recorder reads an mmseg segmentor's ``auxiliary_head`` (which the
+    segmentor's ``'tensor'`` mode does not run)."""
+    return any(getattr(r, 'source', '').split('.')[0] == 'auxiliary_head'
+               for r in recorders.recorders.values())
+
+
+def head_forward(model: nn.Module, auxiliary: bool = False) -> Optional[Callable]:
     """``forward_to_head`` bound to ``model`` where the model's own ``_forward`` (its
     ``'tensor'`` mode) cannot reach the head's raw outputs, else None: mmseg segmentors with
     a decode head that takes the data samples (MaskFormer, Mask2Former) or a cascade that ends
     in a head without a per-pixel map (PointRend's ``PointHead``, which ``_forward`` calls
-    with arguments it does not take), and mmdet's CondInst / BoxInst (whose ``_forward``
-    needs the ground truth: the box head's outputs are what a recipe reads)."""
+    with arguments it does not take), mmseg segmentors whose auxiliary heads are read
+    (``auxiliary``: ``_forward`` runs the decode head only), and mmdet's CondInst / BoxInst
+    (whose ``_forward`` needs the ground truth: the box head's outputs are what a recipe
+    reads)."""
     if _box_first_instance_segmentor(model):
         return functools.partial(forward_to_head, model)
+    if auxiliary and auxiliary_heads(model):
+        return functools.partial(forward_to_head, model, auxiliary=True)
     heads = decode_heads(model)
     if heads is None or (heads_to_run(heads) == len(heads)
                          and not any(takes_data_samples(h) for h in heads)):
@@ -261,12 +273,14 @@ def _box_first_instance_segmentor(model: nn.Module) -> bool:
     return isinstance(model, SingleStageInstanceSegmentor) and model.with_bbox
 
 
-def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
+def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None,
+                    auxiliary: bool = False):
     """``model``'s raw head outputs on ``inputs``: its ``_forward``, or, for the mmseg
     segmentors :func:`head_forward` names, the backbone (and neck), then each decode head up
     to the last one with a per-pixel class map (a cascade's later head on the previous one's
     output, as ``CascadeEncoderDecoder`` runs them), giving the heads that take data samples
-    :func:`head_data_samples`.
+    :func:`head_data_samples`; with ``auxiliary``, then each auxiliary head on the features
+    (as mmseg's training forward runs them; their outputs are recorded, not returned).
 
     Args:
         model (nn.Module): An mmdet detector or mmseg segmentor.
@@ -277,7 +291,7 @@ def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
     if _box_first_instance_segmentor(model):  # the box head's raw outputs (no mask head)
         return model.bbox_head.forward(model.extract_feat(inputs))
     heads = decode_heads(model)
-    if head_forward(model) is None:
+    if head_forward(model) is None and not auxiliary:
         return model._forward(inputs) if data_samples is None else model._forward(
             inputs, data_samples)
     feats = model.extract_feat(inputs)
@@ -288,6 +302,9 @@ def forward_to_head(model: nn.Module, inputs: Tensor, data_samples=None):
             samples = samples or head_data_samples(inputs, data_samples)
             args += (samples, )
         out = head.forward(*args)  # as mmseg's segmentors call them (no module hooks)
+    if auxiliary:
+        for head in auxiliary_heads(model):
+            head.forward(feats)
     return out
 
 

@@ -1,5 +1,7 @@
+from .afdcd import AfDCDLoss, EnhancedProjector, contrast_geometry, dense_contrastive_loss
 from .at import ATLoss, attention_map, attention_transfer_loss
 from .base import BaseDistillLoss, build_wrapped_loss, check_weight
+from .cirkd import CIRKDLoss
 from .cka import CKALoss, PCKALoss, batched_linear_cka, cka_loss, linear_cka, pcka_loss
 from .crosskd import (CrossKDBoxLoss, CrossKDClsLoss, CrossKDDistributionLoss, crosskd_box_loss,
                       crosskd_cls_loss, crosskd_distribution_loss, dense_rows, num_positives,
@@ -7,6 +9,7 @@ from .crosskd import (CrossKDBoxLoss, CrossKDClsLoss, CrossKDDistributionLoss, c
 from .cwd import CWDLoss, channel_wise_divergence
 from .dense_head_kd import (DenseHeadLogitLoss, flatten_dense_labels, flatten_dense_logits,
                             flatten_dense_weights, select_dense_locations)
+from .dist import DISTLoss, dist_terms, pearson_correlation
 from .dkd import DKDLoss, dkd_loss, dkd_terms, dkd_warmup_factor
 from .fbkd import FBKDLoss, build_non_local, spatial_attention
 from .feature_imitation import (L1FeatureLoss, MSEFeatureLoss, l1_feature_loss,
@@ -18,6 +21,8 @@ from .kddetr import (KDDETRBoxLoss, KDDETRClsLoss, decoder_layers, kddetr_box_lo
                      kddetr_cls_loss, point_box_distance, teacher_confidence)
 from .kd import KDLoss, flatten_logits, kd_divergence, kd_loss, weighted_mean
 from .mask_kd import MaskKDLoss, mask_kd_loss, positive_labels, select_mask_class
+from .maskd import (MasKDLoss, dice_diversity, masked_logit_distance, receptive_masks,
+                    token_objective)
 from .mgd import MGDLoss, masked_generative_loss
 from .pkd import PKDLoss, pearson_kd_loss
 from .significance import (SignificanceWeightedLoss, detection_handled, segmentation_handled,
@@ -35,9 +40,11 @@ __all__ = [
     # feature losses
     'MSEFeatureLoss', 'L1FeatureLoss', 'CKALoss', 'PCKALoss', 'SSIMLoss', 'CWDLoss', 'PKDLoss',
     'ATLoss', 'MGDLoss', 'FGDLoss', 'FBKDLoss', 'GKDLoss', 'GlobalContextBlock',
-    'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule',
+    'SoKDLoss', 'FeatureRefiner', 'DistinctiveAreaModule', 'AfDCDLoss', 'EnhancedProjector',
+    # relation losses (segmentation)
+    'CIRKDLoss',
     # logit losses
-    'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss',
+    'KDLoss', 'DKDLoss', 'TopKDLoss', 'DenseHeadLogitLoss', 'DISTLoss', 'MasKDLoss',
     # mask-logit loss on the teacher's mask head replayed on the student's RoIs
     'MaskKDLoss',
     # dense-head prediction losses on the teacher head's outputs (CrossKD)
@@ -61,5 +68,7 @@ __all__ = [
     'flatten_dense_weights', 'crosskd_cls_loss', 'crosskd_box_loss', 'crosskd_distribution_loss',
     'dense_rows', 'num_positives', 'teacher_score_weights', 'mask_kd_loss', 'select_mask_class',
     'positive_labels', 'kddetr_cls_loss', 'kddetr_box_loss', 'point_box_distance',
-    'teacher_confidence', 'decoder_layers'
+    'teacher_confidence', 'decoder_layers', 'dist_terms', 'pearson_correlation',
+    'contrast_geometry', 'dense_contrastive_loss', 'receptive_masks', 'dice_diversity',
+    'token_objective', 'masked_logit_distance'
 ]
