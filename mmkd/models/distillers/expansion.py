@@ -7,7 +7,9 @@ explicit dicts it takes (``student_recorders``, ``teacher_recorders``, ``connect
 * **recorders**: ``fpn`` (``ModuleOutputsRecorder`` on ``neck``), ``backbone`` (on
   ``backbone``), ``logits`` (``decode_head.conv_seg``; per model, the classifier of a
   cascade's last per-pixel head or a mask-classification head's forward turned into class
-  logits: :mod:`.decode_heads`), ``cls`` (``MethodOutputsRecorder`` on ``bbox_head.forward``)
+  logits: :mod:`.decode_heads`), ``aux_logits`` (the auxiliary head's ``conv_seg``), ``feat``
+  (the input of the ``conv_seg`` that ``logits`` reads, ``ModuleInputsRecorder``, data_idx
+  0), ``cls`` (``MethodOutputsRecorder`` on ``bbox_head.forward``)
   and the student's ``targets`` (``bbox_head.get_targets``): the names the shipped configs
   use, so a recipe and the written-out config build the same module tree;
 * **neck levels are paired by stride** (input size / level size, each side at its own padded
