@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import build_component
-from .teacher_runner import forward_to_head
+from .teacher_runner import forward_to_head, reads_auxiliary_heads
 
 try:  # swaps a module's tensors for the duration of a call (torch.func.functional_call's core)
     from torch.nn.utils.stateless import _reparametrize_module
@@ -184,8 +184,7 @@ def probe(model: nn.Module, recorders: Dict[str, dict], input_size: Tuple[int, i
     """
     built = {name: build_component(cfg) for name, cfg in recorders.items()}
     # a recorder on an auxiliary head: run them too (the 'tensor' forward does not)
-    auxiliary = any(str(cfg.get('source', '')).split('.')[0] == 'auxiliary_head'
-                    for cfg in recorders.values())
+    auxiliary = reads_auxiliary_heads(recorders.values())
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device('cpu')
     training = {module: module.training for module in model.modules()}

@@ -239,11 +239,15 @@ def to_channels_last(inputs):
     return inputs
 
 
-def reads_auxiliary_heads(recorders: RecorderManager) -> bool:
-    """Whether a recorder reads an mmseg segmentor's ``auxiliary_head`` (which the
-    segmentor's ``'tensor'`` mode does not run)."""
-    return any(getattr(r, 'source', '').split('.')[0] == 'auxiliary_head'
-               for r in recorders.recorders.values())
+def reads_auxiliary_heads(sources) -> bool:
+    """Whether a recorder ``source`` among ``sources`` (strings, recorders or recorder
+    configs, or a :class:`RecorderManager`) reads an mmseg segmentor's ``auxiliary_head``
+    (which the segmentor's ``'tensor'`` mode does not run)."""
+    if isinstance(sources, RecorderManager):
+        sources = sources.recorders.values()
+    names = (s if isinstance(s, str) else s.get('source', '') if isinstance(s, dict)
+             else getattr(s, 'source', '') for s in sources)
+    return any(str(name).split('.')[0] == 'auxiliary_head' for name in names)
 
 
 def head_forward(model: nn.Module, auxiliary: bool = False) -> Optional[Callable]:
