@@ -22,7 +22,8 @@ over each row at temperature :math:`\tau`, and the student's rows imitate the te
 
 The student's own (normalised, un-projected) feature is used, as in the official code: the
 relations are :math:`hw \times hw` on both sides whatever :math:`C_s` and :math:`C_t`. Every
-pixel takes part (the official code masks no ignored pixel here either).
+pixel takes part (the official code masks no ignored pixel here either). ``pooling=True``
+(the official option, off in its published runs) average-pools both features 2x2 first.
 
 **(c) Memory pixel-to-pixel and pixel-to-region.** A projector :math:`g` (1x1 conv
 :math:`C_s \to C_t`, BN, ReLU, 1x1 conv :math:`C_t \to C_t`, both convs without bias) maps
@@ -107,7 +108,8 @@ from .utils import kl_terms, resize_labels
 MEMORY_KINDS = ('pixel', 'region')
 
 
-def minibatch_relation_loss(preds_S: Tensor, preds_T: Tensor, tau: float = 0.1) -> Tensor:
+def minibatch_relation_loss(preds_S: Tensor, preds_T: Tensor, tau: float = 0.1,
+                            pooling: bool = False) -> Tensor:
     """KL(teacher || student) of the row-softmaxed pixel relations of every ordered pair of
     images, mean over rows and pairs (term (b)).
 
@@ -115,11 +117,17 @@ def minibatch_relation_loss(preds_S: Tensor, preds_T: Tensor, tau: float = 0.1) 
         preds_S (Tensor): Student feature, (N, C_s, h, w).
         preds_T (Tensor): Teacher feature, (N, C_t, h, w); detached.
         tau (float): Temperature of the row softmax. Defaults to 0.1.
+        pooling (bool): Average-pool both features 2x2 (stride 2, ceil mode) first, the
+            official code's ``pooling`` option: relations of a quarter of the pixels, 16 times
+            fewer entries. Defaults to False (published).
 
     Returns:
         Tensor: Scalar loss (without a weight).
     """
     N = preds_S.shape[0]
+    if pooling:
+        preds_S = F.avg_pool2d(preds_S, 2, 2, ceil_mode=True)
+        preds_T = F.avg_pool2d(preds_T.detach(), 2, 2, ceil_mode=True)
     feat_S = F.normalize(preds_S.flatten(2), p=2, dim=1)           # (N, C_s, hw)
     feat_T = F.normalize(preds_T.detach().flatten(2), p=2, dim=1)  # (N, C_t, hw)
     hw = feat_S.shape[2]
@@ -264,6 +272,10 @@ class CIRKDLoss(BaseDistillLoss):
             (1024 // 19 + 1).
         pixels_per_class (int): Pixels enqueued per class present in an image. Defaults to 16.
         ignore_index (int): Label of unlabelled pixels. Defaults to 255.
+        pooling (bool): Average-pool both features 2x2 before the mini-batch relations (the
+            official ``CriterionMiniBatchCrossImagePair(pooling=True)``): the term's cost falls
+            about 16 times, which its N^2 pairs of (hw x hw) relations need on a CPU or with
+            large per-process batches. Defaults to False (published).
 
     Buffers (persistent, when the term is on): ``pixel_queue`` (num_classes,
     pixel_memory_size, teacher_channels), ``region_queue`` (num_classes, region_memory_size,
@@ -295,7 +307,7 @@ class CIRKDLoss(BaseDistillLoss):
                  contrast_tau: float = 0.1, pixel_memory_size: int = 20000,
                  region_memory_size: int = 2000, pixel_contrast_size: int = 216,
                  region_contrast_size: int = 54, pixels_per_class: int = 16,
-                 ignore_index: int = 255):
+                 ignore_index: int = 255, pooling: bool = False):
         super().__init__(loss_weight)
         name = type(self).__name__
         for arg, value in (('student_channels', student_channels),
@@ -325,6 +337,9 @@ class CIRKDLoss(BaseDistillLoss):
         self.contrast_tau = float(contrast_tau)
         self.pixels_per_class = pixels_per_class
         self.ignore_index = ignore_index
+        if not isinstance(pooling, bool):
+            raise ValueError(f'{name}: pooling must be True or False, got {pooling!r}.')
+        self.pooling = pooling
         self.memory_sizes = {'pixel': pixel_memory_size, 'region': region_memory_size}
         self.contrast_sizes = {'pixel': pixel_contrast_size, 'region': region_contrast_size}
         self.memory_kinds = [k for k in MEMORY_KINDS if self.weights[k] > 0]
@@ -418,7 +433,8 @@ class CIRKDLoss(BaseDistillLoss):
                                self.teacher_channels)
         terms: Dict[str, Tensor] = {}
         if self.weights['minibatch'] > 0:
-            terms['minibatch'] = minibatch_relation_loss(preds_S, preds_T, self.tau)
+            terms['minibatch'] = minibatch_relation_loss(preds_S, preds_T, self.tau,
+                                                         self.pooling)
         if self.memory_kinds:
             labels = self._labels(labels, preds_T)
             feat_T = F.normalize(preds_T.detach(), p=2, dim=1)

@@ -123,6 +123,33 @@ def test_minibatch_term_matches_explicit_loops_with_different_channels(tau):
     assert abs(float(same(s, 3.0 * s.repeat(1, 2, 1, 1)))) < 1e-5
 
 
+def hand_avg_pool_2x2_ceil(x):
+    """2x2 mean pooling, stride 2, ceil mode: a window at the border averages its pixels
+    inside the map."""
+    N, C, h, w = x.shape
+    out = torch.zeros(N, C, (h + 1) // 2, (w + 1) // 2)
+    for y in range(out.shape[2]):
+        for xx in range(out.shape[3]):
+            out[:, :, y, xx] = x[:, :, 2 * y:2 * y + 2, 2 * xx:2 * xx + 2].mean((2, 3))
+    return out
+
+
+def test_pooling_relates_the_2x2_means_as_the_official_option():
+    torch.manual_seed(3)
+    s, t = torch.randn(2, 3, 3, 4), torch.randn(2, 5, 3, 4)   # odd height: a ceil window
+    loss = CIRKDLoss(3, 5, num_classes=2, pixel_weight=0.0, region_weight=0.0, pooling=True)
+    expected = hand_minibatch(hand_avg_pool_2x2_ceil(s), hand_avg_pool_2x2_ceil(t), 0.1)
+    assert float(loss(s, t)) == pytest.approx(expected, rel=1e-4)
+    plain = CIRKDLoss(3, 5, num_classes=2, pixel_weight=0.0, region_weight=0.0)
+    assert float(plain(s, t)) == pytest.approx(hand_minibatch(s, t, 0.1), rel=1e-4)
+    assert float(plain(s, t)) != pytest.approx(expected, rel=1e-2)
+    s.requires_grad_(True)
+    loss(s, t).backward()
+    assert s.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='pooling must be True or False'):
+        CIRKDLoss(3, 5, num_classes=2, pooling=2)
+
+
 # ---------------------------------------------------------------- (c) memory terms
 
 
