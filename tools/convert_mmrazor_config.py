@@ -2,14 +2,14 @@
 
     python tools/convert_mmrazor_config.py MMRAZOR_CONFIG OUT.py
 
-MMRazor (``_scope_='mmrazor'``, ``type='FpnTeacherDistill'`` / ``'SingleTeacherDistill'``)
-nests recorders, connectors, losses and mappings in ``distiller=dict(...)`` and names its parts
-differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the
-parts that have an mmkd equivalent (table below and in README.md), folds MMRazor's
-``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator) and the FBKD connectors
-into ``FBKDLoss``, gives ``FGDLoss`` the batch's ground truth through its mapping, and replaces
-the validation loop. The published
-PCKA code's configs (an MMRazor fork: ``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
+MMRazor (``_scope_='mmrazor'``, ``type='FpnTeacherDistill'`` / ``'SingleTeacherDistill'``) nests
+recorders, connectors, losses and mappings in ``distiller=dict(...)`` and names its parts
+differently; mmkd's ``Distiller`` takes the same dicts directly. The conversion renames the parts
+that have an mmkd equivalent (table below and in docs/en/user_guides/port_mmrazor.md), folds
+MMRazor's ``MGDConnector`` into mmkd's ``MGDLoss`` (which owns its generator) and the FBKD
+connectors into ``FBKDLoss``, gives ``FGDLoss`` the batch's ground truth through its mapping, and
+replaces the validation loop. The published PCKA code's configs (an MMRazor fork:
+``CenterKernelAlignmentRKD`` / ``CenterKernelAlignmentSeg``
 fed ``student_logits`` / ``teacher_logits``) convert to ``PCKALoss`` (resizing small levels up
 as that code does) / ``CKALoss``. mmdet 2 / mmseg 0.x model-zoo names (``cfg_path``) become
 the installed release's files (``mmkd.models.distillers.zoo_names``); ``pretrained=True``
@@ -94,8 +94,8 @@ CONV_DEFAULTS = {'stride': 1, 'padding': 0, 'groups': 1, 'bias': False, 'conv_cf
 
 def _unknown(kind: str, name: str, known) -> ValueError:
     return ValueError(f'No mmkd equivalent known for MMRazor {kind} {name!r}; known: '
-                      f'{sorted(known)}. Write that part by hand (README.md, "Port an MMRazor '
-                      'distillation config").')
+                      f'{sorted(known)}. Write that part by hand '
+                      '(docs/en/user_guides/port_mmrazor.md).')
 
 
 def _strip_scope(type_name: str) -> str:

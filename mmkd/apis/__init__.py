@@ -3,6 +3,9 @@ thin ``main()``\\ s over them and never import each other.
 
 * :mod:`mmkd.apis.demo`: the digits teacher / student / distillation pipeline of
   ``tools/demo.py``, whose ``run`` the accuracy benchmark trains every row with;
+* :mod:`mmkd.apis.accuracy_tasks`, :mod:`mmkd.apis.accuracy_benchmark`,
+  :mod:`mmkd.apis.accuracy_report`: the accuracy benchmark of ``tools/benchmark_accuracy.py``
+  (what is trained, how it runs and resumes, the RESULTS.md report);
 * :mod:`mmkd.apis.method_configs`: the shipped teacher / student pairs and their method
   configs (``tools/benchmark_overhead.py``, ``tools/benchmark_accuracy.py``);
 * :mod:`mmkd.apis.significance`: each training image's significance measured with the

@@ -1,8 +1,8 @@
 """Paired statistics of the accuracy benchmark: a method against the student alone, seed by
 seed (same initialisation and data order), with a Student's t interval.
 
-Used by ``tools/benchmark_accuracy.py`` (the table) and ``tools/analysis/run_metrics.py``
-(every metric of the runs' final evaluations).
+Used by :mod:`mmkd.apis.accuracy_report` (the accuracy table) and
+``tools/analysis/run_metrics.py`` (every metric of the runs' final evaluations).
 """
 import math
 import statistics

@@ -39,7 +39,7 @@ def stepped():
     model.train()
     for manager in model.recorders.values():
         manager.reset = lambda: None  # keep this step's records
-    model.cross_heads.clear = lambda: None
+    model.stages['CrossHeads'].reset = lambda: None
     batch = model.data_preprocessor(det_batch(size=64), True)
     losses = model(**batch, mode='loss')
     return model, batch, losses
@@ -48,7 +48,7 @@ def stepped():
 def test_cross_head_equals_the_teacher_layers_run_by_hand(stepped):
     model, batch, _ = stepped
     head_S, head_T = model.student.bbox_head, model.teacher.bbox_head
-    outputs = model.cross_heads.outputs['crosskd']
+    outputs = model.stages['CrossHeads'].outputs['crosskd']
     with torch.no_grad():
         feats_S = model.student.extract_feat(batch['inputs'])  # train-mode BN: the same batch
         feats_T = model.teacher.extract_feat(batch['inputs'])
@@ -117,7 +117,7 @@ def test_idx_0_runs_the_whole_teacher_head_on_the_aligned_fpn_levels():
     torch.manual_seed(0)
     model = build_random_distiller(cfg)
     model.train()
-    model.cross_heads.clear = lambda: None
+    model.stages['CrossHeads'].reset = lambda: None
     batch = model.data_preprocessor(det_batch(size=64), True)
     model(**batch, mode='loss')
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_idx_0_runs_the_whole_teacher_head_on_the_aligned_fpn_levels():
         feats_T = model.teacher.extract_feat(batch['inputs'])
         by_hand = model.teacher.bbox_head.forward(
             [align_to_teacher(s, t) for s, t in zip(feats_S, feats_T)])
-    outputs = model.cross_heads.outputs['crosskd']
+    outputs = model.stages['CrossHeads'].outputs['crosskd']
     for key, expected in zip(('cls_score', 'bbox_pred'), by_hand):
         for got, want in zip(outputs[key], expected):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -27,7 +27,7 @@ def built(cfg=None, keep=True):
     if keep:
         for manager in model.recorders.values():
             manager.reset = lambda: None
-        model.distill_points.clear = lambda: None
+        model.stages['DistillPoints'].reset = lambda: None
     return model, model.data_preprocessor(det_batch(size=64), True)
 
 
@@ -60,7 +60,7 @@ def test_the_same_points_reach_both_decoders():
     model(**batch, mode='loss')
     # each model: its detection pass, then one pass of the teacher-sampled and random points
     assert [len(c) for c in calls.values()] == [2, 2]
-    points = model.distill_points.outputs['kddetr']
+    points = model.stages['DistillPoints'].outputs['kddetr']
     assert points['student']['points'] is points['teacher']['points']
     assert points['student']['points'].shape == (2, 60, 4)
     for side in calls:
@@ -73,11 +73,11 @@ def test_teacher_points_are_its_best_queries_reference_boxes(stepped):
     model = stepped[0]
     refs = model.recorders['teacher']['kddetr_decoder'].data_buffer[0]['reference_points']
     scores = model.recorders['teacher']['kddetr_head'].data_buffer[0][0][-1].sigmoid()
-    points = model.distill_points.outputs['kddetr']['teacher']['points'][:, :30]
+    points = model.stages['DistillPoints'].outputs['kddetr']['teacher']['points'][:, :30]
     for image in range(refs.shape[0]):
         best = sorted(range(30), key=lambda q: -float(scores[image, q].max()))
         assert torch.equal(points[image], refs[image, best])
-    random = model.distill_points.outputs['kddetr']['teacher']['points'][:, 30:]
+    random = model.stages['DistillPoints'].outputs['kddetr']['teacher']['points'][:, 30:]
     assert torch.equal(random[0], random[1]) and bool(((random > 0) & (random < 1)).all())
 
 

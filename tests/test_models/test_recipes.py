@@ -548,7 +548,8 @@ def _identical(path, batch, monkeypatch):
 
 
 def test_pkd_recipe_builds_the_model_of_the_explicit_digits_config(monkeypatch):
-    # The README's recipe example: the base's fpn recorders are shared by the recipe.
+    # The recipe example of docs/en/user_guides/distill_your_own_model.md: the base's fpn
+    # recorders are shared by the recipe.
     model = _identical(f'{CONFIGS}/distill/pkd/pkd_fpn_retina-r18_retina-r18w32_digits.py',
                        det_batch(128), monkeypatch)
     assert sorted(model.distill_losses) == [f'loss_pkd_fpn{i}' for i in range(3)]

@@ -1,3 +1,6 @@
+"""tools/benchmark_accuracy.py, the command line over mmkd/apis/accuracy_tasks.py (tasks,
+regimes, seeds, rows, teachers), mmkd/apis/accuracy_benchmark.py (runs, ledger, jobs) and
+mmkd/apis/accuracy_report.py (table, chart)."""
 import math
 import os.path as osp
 
@@ -6,6 +9,8 @@ import pytest
 from mmengine.config import Config
 from tool_runs import REPO, load_tool
 
+from mmkd.apis import accuracy_benchmark, accuracy_report, accuracy_tasks
+from mmkd.apis.paired_stats import gap_closed, paired_gain
 from mmkd.engine.runtime import load_config
 
 benchmark_accuracy = load_tool('benchmark_accuracy.py')
@@ -21,27 +26,27 @@ def fake_result(student, methods, teacher=0.5):
 
 def test_paired_interval_arithmetic():
     # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.3027 -> half width 2.4841
-    g = benchmark_accuracy.paired_gain({0: 2.0, 1: 4.0, 2: 6.0}, {0: 1.0, 1: 2.0, 2: 3.0})
+    g = paired_gain({0: 2.0, 1: 4.0, 2: 6.0}, {0: 1.0, 1: 2.0, 2: 3.0})
     assert g['gain'] == pytest.approx(2.0)
     assert (g['low'], g['high']) == pytest.approx((2 - 2.48414, 2 + 2.48414), abs=1e-4)
     assert g['resolved'] == 'no' and g['pairs'] == 3
     # consistent differences resolve even when the seeds themselves vary a lot
-    g = benchmark_accuracy.paired_gain({0: 1.2, 1: 5.15, 2: 3.08}, {0: 1.0, 1: 5.0, 2: 2.9})
+    g = paired_gain({0: 1.2, 1: 5.15, 2: 3.08}, {0: 1.0, 1: 5.0, 2: 2.9})
     assert g['resolved'] == 'above' and g['low'] > 0
-    g = benchmark_accuracy.paired_gain({0: 0.8, 1: 4.9, 2: 2.7}, {0: 1.0, 1: 5.0, 2: 2.9})
+    g = paired_gain({0: 0.8, 1: 4.9, 2: 2.7}, {0: 1.0, 1: 5.0, 2: 2.9})
     assert g['resolved'] == 'below' and g['high'] < 0
     # only common seeds pair up; one pair gives an unbounded interval
-    g = benchmark_accuracy.paired_gain({0: 2.0, 5: 9.0}, {0: 1.0, 1: 3.0})
+    g = paired_gain({0: 2.0, 5: 9.0}, {0: 1.0, 1: 3.0})
     assert g['pairs'] == 1 and g['gain'] == 1.0 and math.isinf(g['low'])
     assert g['resolved'] == 'no'
     with pytest.raises(ValueError, match='no common seed'):
-        benchmark_accuracy.paired_gain({3: 1.0}, {0: 1.0})
-    assert math.isnan(benchmark_accuracy.gap_closed(0.2, 0.3, 0.3))
+        paired_gain({3: 1.0}, {0: 1.0})
+    assert math.isnan(gap_closed(0.2, 0.3, 0.3))
 
 
 def test_rows_sorted_by_gain_with_gap_closed():
     result = fake_result([0.1, 0.12, 0.14], {'a': [0.3, 0.33, 0.33], 'b': [0.13, 0.11, 0.15]})
-    rows = benchmark_accuracy.table_rows(result)
+    rows = accuracy_report.table_rows(result)
     assert [r['method'] for r in rows] == ['student', 'a', 'b']
     a = rows[1]
     assert a['gain'] == pytest.approx(0.2) and a['resolved'] == 'above'
@@ -51,9 +56,9 @@ def test_rows_sorted_by_gain_with_gap_closed():
 
 def test_markdown_and_chart_from_results(tmp_path):
     results = {'det': fake_result([0.1, 0.12], {'a': [0.3, 0.34], 'b': [0.2, 0.2]})}
-    text = benchmark_accuracy.format_markdown(
+    text = accuracy_report.format_markdown(
         results, 'python tools/benchmark_accuracy.py', 'quick',
-        benchmark_accuracy.REGIMES['quick'], [0, 1])
+        accuracy_tasks.REGIMES['quick'], [0, 1])
     table = [line for line in text.splitlines() if line.startswith('| ')]
     assert [line.split(' | ')[0][2:] for line in table[1:]] == ['student', 'a', 'b']
     # gain 0.21, differences 0.20 / 0.22: sd 0.01414, t(0.975, 1) = 12.706 -> +- 0.127
@@ -61,9 +66,9 @@ def test_markdown_and_chart_from_results(tmp_path):
     assert 'Teacher validation curve (iteration: metric): 2: 40.0.' in text
     # 3 rows x 2 seeds of 10 s each
     assert '6 runs in this table, 0.0 h of training' in text
-    assert benchmark_accuracy.training_time(results) == (6, 60.0)
+    assert accuracy_report.training_time(results) == (6, 60.0)
     chart = tmp_path / 'chart.png'
-    benchmark_accuracy.draw_chart(results, str(chart))
+    accuracy_report.draw_chart(results, str(chart))
     assert matplotlib.image.imread(str(chart)).shape[0] > 100
 
 
@@ -132,53 +137,53 @@ def test_tiny_real_benchmark_is_seeded_resumable_and_filtered(tmp_path):
 
 
 def test_teacher_precision_rows_name_their_method():
-    split = benchmark_accuracy.split_teacher_precision
+    split = accuracy_tasks.split_teacher_precision
     assert split('pkd_fpn@bf16') == ('pkd_fpn', 'bf16')
     assert split('pkd_fpn@x10@fp16') == ('pkd_fpn@x10', 'fp16')
     assert split('pkd_fpn') == ('pkd_fpn', None)
-    assert benchmark_accuracy.split_row('det:pkd_fpn@x10@bf16') == (
+    assert accuracy_tasks.split_row('det:pkd_fpn@x10@bf16') == (
         'det', 'pkd_fpn@x10@bf16', 'pkd_fpn')
-    assert set(benchmark_accuracy._configs('det', ['pkd_fpn@bf16'])) == {'pkd_fpn@bf16'}
+    assert set(accuracy_tasks.row_configs('det', ['pkd_fpn@bf16'])) == {'pkd_fpn@bf16'}
 
 
 def test_sweep_rows_scale_every_loss_weight():
-    assert benchmark_accuracy.split_sweep('topkd_logits') == ('topkd_logits', None)
-    assert benchmark_accuracy.split_sweep('cka_logits@x0.03') == ('cka_logits', 0.03)
+    assert accuracy_tasks.split_sweep('topkd_logits') == ('topkd_logits', None)
+    assert accuracy_tasks.split_sweep('cka_logits@x0.03') == ('cka_logits', 0.03)
     with pytest.raises(SystemExit, match='METHOD@xSCALE with a number'):
-        benchmark_accuracy.split_sweep('cka_logits@xten')
+        accuracy_tasks.split_sweep('cka_logits@xten')
     config = osp.join(REPO, 'configs', 'distill', 'cka',
                       'cka_logits_semfpn-r18_semfpn-r18w32_digits.py')
-    assert benchmark_accuracy.loss_weight_overrides(config, 0.1) == {
+    assert accuracy_tasks.loss_weight_overrides(config, 0.1) == {
         'model.recipes.0.loss_weight': pytest.approx(1.0)}  # CKA on logits: weight 10
-    scaled = load_config(config, benchmark_accuracy.loss_weight_overrides(config, 0.1))
+    scaled = load_config(config, accuracy_tasks.loss_weight_overrides(config, 0.1))
     assert scaled.model.recipes == [
         dict(type='CKA', on='seg_logits', loss_weight=pytest.approx(1.0))]
     explicit = osp.join(REPO, 'configs', 'distill', 'fitnet',
                         'fitnet_fpn_semfpn-r18_semfpn-r18w32_digits.py')
-    assert benchmark_accuracy.loss_weight_overrides(explicit, 3.0) == {
+    assert accuracy_tasks.loss_weight_overrides(explicit, 3.0) == {
         f'model.distill_losses.loss_fpn{i}.loss_weight': 3.0 for i in range(4)}
     # TASK:METHOD rows exist for that task only, under the plain name
-    rows = benchmark_accuracy._configs('det', ['seg:cka_logits@x0.1', 'det:topkd_logits@x10',
-                                               'pkd_fpn', 'dkd_logits'])
+    rows = accuracy_tasks.row_configs('det', ['seg:cka_logits@x0.1', 'det:topkd_logits@x10',
+                                              'pkd_fpn', 'dkd_logits'])
     assert list(rows) == ['topkd_logits@x10', 'pkd_fpn']  # no DKD config for the detector
     assert rows['topkd_logits@x10'].endswith('topkd_logits_retina-r18_retina-r18w32_digits.py')
-    assert list(benchmark_accuracy._configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']
+    assert list(accuracy_tasks.row_configs('seg', ['seg:cka_logits@x0.1'])) == ['cka_logits@x0.1']
 
 
 def test_seeds_per_task():
     """The pretrained regime gives the noisier detection task 5 seeds, the others 3; --seeds
     sets every task's; the header names them per task only when they differ."""
-    regime = benchmark_accuracy.REGIMES['pretrained']
-    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg', 'ins', 'detr']) == dict(
+    regime = accuracy_tasks.REGIMES['pretrained']
+    assert accuracy_tasks.task_seeds(regime, ['det', 'seg', 'ins', 'detr']) == dict(
         det=[0, 1, 2, 3, 4], seg=[0, 1, 2], ins=[0, 1, 2], detr=[0, 1, 2, 3, 4])
-    assert benchmark_accuracy.task_seeds(regime, ['det', 'seg'], [7]) == dict(det=[7], seg=[7])
-    assert benchmark_accuracy.task_seeds(benchmark_accuracy.REGIMES['scratch'], ['det']) == dict(
+    assert accuracy_tasks.task_seeds(regime, ['det', 'seg'], [7]) == dict(det=[7], seg=[7])
+    assert accuracy_tasks.task_seeds(accuracy_tasks.REGIMES['scratch'], ['det']) == dict(
         det=[0, 1, 2])
-    text = benchmark_accuracy.format_markdown(
+    text = accuracy_report.format_markdown(
         dict(det=fake_result([0.1, 0.2], dict(a=[0.3, 0.4]))), 'cmd', 'pretrained', regime,
         dict(det=[0, 1, 2, 3, 4], seg=[0, 1, 2]))
     assert 'seeds det [0, 1, 2, 3, 4], seg [0, 1, 2];' in text
-    assert 'seeds [0, 1];' in benchmark_accuracy.format_markdown(
+    assert 'seeds [0, 1];' in accuracy_report.format_markdown(
         dict(det=fake_result([0.1, 0.2], {})), 'cmd', 'pretrained', regime, dict(det=[0, 1]))
 
 
@@ -186,28 +191,28 @@ def test_rows_with_several_teachers_load_every_teacher():
     """The two-teacher row trains the det task's extra teacher too, and each teacher entry of
     the config gets the checkpoint trained from its own config; other rows keep one."""
     multi = 'multiteacher-uncertainty_fpn'
-    assert set(benchmark_accuracy.teacher_slots(['det', 'seg'], ['pkd_fpn'])) == {'det', 'seg'}
-    slots = benchmark_accuracy.teacher_slots(['det', 'ins'], [multi, 'maskkd_mask-head'])
-    assert slots['det_gfl'] == ('det', benchmark_accuracy.EXTRA_TEACHERS['det']['gfl'])
+    assert set(accuracy_tasks.teacher_slots(['det', 'seg'], ['pkd_fpn'])) == {'det', 'seg'}
+    slots = accuracy_tasks.teacher_slots(['det', 'ins'], [multi, 'maskkd_mask-head'])
+    assert slots['det_gfl'] == ('det', accuracy_tasks.EXTRA_TEACHERS['det']['gfl'])
     assert set(slots) == {'det', 'det_gfl', 'ins'}
-    assert benchmark_accuracy.others('det', slots) == ['det_gfl']
+    assert accuracy_tasks.others('det', slots) == ['det_gfl']
     teachers = {'det': dict(ckpt='retina.pth', sha='r'), 'det_gfl': dict(ckpt='gfl.pth', sha='g'),
                 'ins': dict(ckpt='mask.pth', sha='m')}
-    config = benchmark_accuracy._configs('det', [multi])[multi]
-    overrides, sha = benchmark_accuracy.teacher_overrides('det', config, slots, teachers)
+    config = accuracy_tasks.row_configs('det', [multi])[multi]
+    overrides, sha = accuracy_tasks.teacher_overrides('det', config, slots, teachers)
     assert overrides == {'model.teachers.gfl.ckpt': 'gfl.pth',
                          'model.teachers.retina.ckpt': 'retina.pth'} and sha == 'g+r'
     # --report-only leaves out the rows whose teachers have not finished: those they read
-    assert benchmark_accuracy.needed_slots('det', config, slots) == ['det_gfl', 'det']
+    assert accuracy_tasks.needed_slots('det', config, slots) == ['det_gfl', 'det']
     model = load_config(config, overrides).model
     assert model.teachers.gfl.ckpt == 'gfl.pth' and model.teachers.retina.ckpt == 'retina.pth'
-    mask = benchmark_accuracy._configs('ins', ['maskkd_mask-head'])['maskkd_mask-head']
-    assert benchmark_accuracy.teacher_overrides('ins', mask, slots, teachers) == (
+    mask = accuracy_tasks.row_configs('ins', ['maskkd_mask-head'])['maskkd_mask-head']
+    assert accuracy_tasks.teacher_overrides('ins', mask, slots, teachers) == (
         {'model.teacher_ckpt': 'mask.pth'}, 'm')
-    assert benchmark_accuracy.needed_slots('ins', mask, slots) == ['ins']
+    assert accuracy_tasks.needed_slots('ins', mask, slots) == ['ins']
     # a row whose teacher the benchmark does not train says where to add it
     with pytest.raises(SystemExit, match='EXTRA_TEACHERS'):
-        benchmark_accuracy.teacher_overrides('det', config, {'det': slots['det']}, teachers)
+        accuracy_tasks.teacher_overrides('det', config, {'det': slots['det']}, teachers)
 
 
 def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
@@ -261,7 +266,7 @@ def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
             torch.save(dict(state_dict=weights), ckpt)
         return 0.25 + seed, ckpt
 
-    monkeypatch.setattr(benchmark_accuracy, 'run', fake_run)
+    monkeypatch.setattr(accuracy_benchmark, 'run', fake_run)
     ledger = str(tmp_path / 'benchmarks' / 'runs.json')
 
     def job(name, **kwargs):
@@ -269,24 +274,85 @@ def test_ledger_keeps_runs_for_a_fresh_checkout(tmp_path, monkeypatch):
         return dict(work_dir=str(tmp_path / 'work' / name), config='c.py', data_root='d',
                     iters=4, metric='m', seed=1, ledger=ledger, key=name, **kwargs)
 
-    teacher = benchmark_accuracy.train_once(**job('teacher', save_checkpoint=True))
+    teacher = accuracy_benchmark.train_once(**job('teacher', save_checkpoint=True))
     assert teacher['sha'] == sha
-    student = benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
+    student = accuracy_benchmark.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
     assert student['value'] == 1.25 and len(trained) == 2
     book = RunLedger(ledger)
     assert 'ckpt' not in book.get('pkd') and book.get('pkd')['teacher_sha'] == sha
     # a fresh checkout: the work folders are gone, the ledger (committed) is not
     import shutil
     shutil.rmtree(tmp_path / 'work')
-    again = benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
+    again = accuracy_benchmark.train_once(**job('pkd', expect=dict(teacher_sha=sha)))
     assert again['value'] == 1.25 and len(trained) == 2  # read back, not trained
     # ... but never with another teacher's weights, and a teacher needs its file
-    benchmark_accuracy.train_once(**job('pkd', expect=dict(teacher_sha='0' * 16)))
+    accuracy_benchmark.train_once(**job('pkd', expect=dict(teacher_sha='0' * 16)))
     assert len(trained) == 3 and book.get('pkd')['teacher_sha'] == '0' * 16
-    benchmark_accuracy.train_once(**job('teacher', save_checkpoint=True))
+    accuracy_benchmark.train_once(**job('teacher', save_checkpoint=True))
     assert len(trained) == 4
     # the report (no pool) reads the ledger too
     jobs = [job('pkd', expect=dict(teacher_sha='0' * 16)),
             job('pkd', expect=dict(teacher_sha=sha))]
     shutil.rmtree(tmp_path / 'work')
-    assert [r and r['value'] for r in benchmark_accuracy._results(None, jobs)] == [1.25, None]
+    assert [r and r['value'] for r in accuracy_benchmark._results(None, jobs)] == [1.25, None]
+
+
+def test_maskd_rows_read_the_tokens_found_in_one_parse(tmp_path, monkeypatch):
+    """Each method config is parsed once for its MasKD recipes: that one parse both queues the
+    task's token job and points the MasKD rows (sweeps included) at the tokens."""
+    parsed, token_jobs, runs = [], [], []
+    tokens_options = accuracy_benchmark.tokens_options
+
+    def counting_tokens_options(config, tokens):
+        parsed.append(config)
+        return tokens_options(config, tokens)
+
+    def fake_train_once(**job):
+        runs.append(job)
+        return dict(value=0.1, seconds=1.0)
+
+    monkeypatch.setattr(accuracy_benchmark, 'tokens_options', counting_tokens_options)
+    monkeypatch.setattr(accuracy_benchmark, 'make_digits_dataset', lambda *args, **kwargs: None)
+    monkeypatch.setattr(accuracy_benchmark, '_teachers', lambda slots, *args: {
+        slot: dict(value=0.5, ckpt=f'{slot}.pth', sha=slot, curve=[]) for slot in slots})
+    monkeypatch.setattr(accuracy_benchmark, 'maskd_tokens_job', lambda **job: token_jobs.append(
+        job))
+    monkeypatch.setattr(accuracy_benchmark, 'train_once', fake_train_once)
+    regime = accuracy_tasks.REGIMES['scratch']  # students from random init: no backbone
+    results = accuracy_benchmark.run_benchmark(
+        ['det', 'seg'], 'scratch', regime, str(tmp_path), ['maskd_logits', 'maskd_logits@x2',
+                                                          'pkd_fpn'],
+        dict(det=[0], seg=[0]), accuracy_benchmark.Pool(0, 1), log=lambda line: None)
+    assert sorted(osp.basename(p).split('_')[0] for p in parsed) == ['maskd', 'pkd', 'pkd']
+    assert len(set(parsed)) == len(parsed)  # det and seg's pkd_fpn are two configs
+    tokens = str(tmp_path / 'teachers' / '1000-500_t1600_pretrained' / 'seg' /
+                 'maskd_tokens_300it.pth')
+    assert [(job['teacher_config'], job['out']) for job in token_jobs] == [
+        (accuracy_tasks.TASKS['seg']['teacher'], tokens)]
+    overrides = {(job['key'].split('/')[1], job['key'].split('/')[2]): job['overrides']
+                 for job in runs}
+    assert overrides['seg', 'maskd_logits']['model.recipes.0.tokens'] == tokens
+    assert overrides['seg', 'maskd_logits@x2']['model.recipes.0.tokens'] == tokens
+    assert not any('tokens' in key for key in overrides['seg', 'pkd_fpn'])
+    assert set(results['seg']['rows']) == {'student', 'maskd_logits', 'maskd_logits@x2',
+                                           'pkd_fpn'}
+    assert set(results['det']['rows']) == {'student', 'pkd_fpn'}  # no MasKD detector
+
+
+def test_command_line_forwards_every_option(monkeypatch):
+    """The script parses, the package runs: the report names the command without
+    --report-only (the command that completes the table)."""
+    calls = []
+    monkeypatch.setattr(benchmark_accuracy, 'benchmark_accuracy',
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or {})
+    benchmark_accuracy.main(['--tasks', 'seg', '--methods', 'seg:pkd_fpn@x2', '--seeds', '3',
+                             '--jobs', '0', '--report-only', '--ledger', ''])
+    (args, kwargs), = calls
+    assert args == (['seg'], 'pretrained', ['seg:pkd_fpn@x2'], [3])
+    assert kwargs == dict(
+        jobs=0, threads=None, student_iters=None, teacher_iters=None,
+        work_dir='work_dirs/benchmark_accuracy', out='benchmarks/RESULTS.md',
+        chart='benchmarks/results.png', json_path=None, ledger='',
+        weights_dir='benchmarks/weights', report_only=True,
+        command='python tools/benchmark_accuracy.py --tasks seg --methods seg:pkd_fpn@x2 '
+        '--seeds 3 --jobs 0 --ledger ')

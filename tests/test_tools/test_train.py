@@ -128,7 +128,7 @@ def test_two_process_gloo_training(digits_root, det_teacher_ckpt, tmp_path):
 
 @pytest.mark.slow  # the teacher runner tests cover each setting
 def test_teacher_settings_train_through_the_tools(digits_root, det_teacher_ckpt, tmp_path):
-    # README "How to choose the teacher settings": the keys set from a config, through the
+    # docs/en/user_guides/teacher_settings.md: the keys set from a config, through the
     # Runner (optimizer, checkpoint), with an NHWC teacher and student and an fp32 teacher.
     cfg = tiny_config(DET_DISTILL, digits_root, tmp_path, iters=2, **{
         'model.teacher_ckpt': det_teacher_ckpt, 'model.teacher_precision': 'fp32',

@@ -1,4 +1,5 @@
-# RetinaNet sized for 128 px images trained from scratch on CPU (see ../../../README.md):
+# RetinaNet sized for 128 px images trained from scratch on CPU
+# (see ../../../docs/en/get_started.md):
 # 3 FPN levels (strides 8-32), 128 channels, 2 head convs. P6/P7 see nothing useful at 128 px.
 backbone_width = 64  # ResNet base_channels; the student narrows it
 model = dict(

@@ -22,7 +22,7 @@ model = dict(
                  pretrained=True),
     teacher=dict(cfg_path='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
                  pretrained=False),
-    # A cheaper teacher (README, "How to choose the teacher settings"), e.g. on GPUs:
+    # A cheaper teacher (docs/en/user_guides/teacher_settings.md), e.g. on GPUs:
     # teacher_precision='fp16', teacher_channels_last=True,
     teacher_ckpt=teacher_ckpt)
 # 8 GPUs x 2 images = the papers' batch 16; mmseg's 40k schedule (SGD lr 0.01, momentum 0.9,

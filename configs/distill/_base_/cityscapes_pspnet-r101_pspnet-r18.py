@@ -18,7 +18,7 @@ model = dict(
                  pretrained=True),
     teacher=dict(cfg_path='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
                  pretrained=False),
-    # A cheaper teacher (README, "How to choose the teacher settings"), e.g. on GPUs:
+    # A cheaper teacher (docs/en/user_guides/teacher_settings.md), e.g. on GPUs:
     # teacher_precision='fp16', teacher_channels_last=True,
     teacher_ckpt=teacher_ckpt)
 val_cfg = dict(_delete_=True, type='mmkd.DistillValLoop')

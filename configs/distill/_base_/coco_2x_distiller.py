@@ -9,7 +9,7 @@ custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 model = dict(
     _scope_='mmkd',
     type='Distiller',
-    # A cheaper teacher (README, "How to choose the teacher settings"), e.g. on GPUs:
+    # A cheaper teacher (docs/en/user_guides/teacher_settings.md), e.g. on GPUs:
     # teacher_precision='fp16', teacher_channels_last=True,
     student_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputsRecorder', source='neck')))

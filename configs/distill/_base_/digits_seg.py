@@ -15,7 +15,7 @@ model = dict(
     type='Distiller',
     student=dict(cfg_path='{{ fileDirname }}/../../digits/semfpn_r18-w32_digits.py'),
     teacher=dict(cfg_path='{{ fileDirname }}/../../digits/semfpn_r18_digits.py'),
-    # Teacher execution (README, "How to choose the teacher settings"): precision None runs the
+    # Teacher execution (docs/en/user_guides/teacher_settings.md): precision None runs the
     # teacher in the student's autocast; 'bf16' pays on GPUs and on CPUs with native bfloat16
     # only, 'fp16' on CUDA only.
     teacher_precision=None,

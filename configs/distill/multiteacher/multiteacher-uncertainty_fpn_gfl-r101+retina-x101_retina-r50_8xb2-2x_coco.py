@@ -1,7 +1,8 @@
 # COCO, 2x: GFL R101 (mmdet model zoo, multi-scale 2x, 44.7 box AP) and RetinaNet X101-64x4d
 # (mmdet model zoo, 40.8 box AP), two teachers of different families -> RetinaNet R50 (student,
-# ImageNet backbone). Several teachers (README, "Several teachers"): each teacher entry has its
-# own model, published weights and recorders; each loss-input spec names the teacher it reads.
+# ImageNet backbone). Several teachers (docs/en/user_guides/multiple_teachers.md): each teacher
+# entry has its own model, published weights and recorders; each loss-input spec names the
+# teacher it reads.
 # One FitNet-style MSE path (MSEFeatureLoss, weight 1) per teacher and FPN level (all three FPNs
 # give 5 levels, strides 8-128, of 256 channels: no connector), ten paths combined by uncertainty
 # weighting (Chennupati et al., BMVC 2021), so the paths of the two teachers are weighed against
@@ -30,7 +31,7 @@ model = dict(
             pretrained=False,
             ckpt='https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_2x_coco/retinanet_x101_64x4d_fpn_2x_coco_20200131-bca068ab.pth',  # noqa: E501
             recorders=dict(fpn=fpn))),
-    # Cheaper teachers (README, "How to choose the teacher settings"), e.g. on GPUs, for both
+    # Cheaper teachers (docs/en/user_guides/teacher_settings.md), e.g. on GPUs, for both
     # (teacher_precision='fp16', teacher_channels_last=True) or per teacher entry
     # (precision='fp16', channels_last=True).
     student_recorders=dict(fpn=fpn),

@@ -1,13 +1,13 @@
 # GFL R18 and RetinaNet R18 (two teachers of different families; train them first with
-# configs/digits/gfl_r18_digits.py and configs/digits/retinanet_r18_digits.py) -> RetinaNet R18
-# of half the width (student), embedded digits. Several teachers (README, "Several teachers"):
-# each teacher entry has its own model, checkpoint and recorders (and may have its own
-# forward_mode, precision, channels_last, early_stop); each loss-input spec names the teacher it
-# reads. One FitNet-style MSE path (MSEFeatureLoss, weight 1) per teacher and FPN level (all
-# three necks: strides 8-32, 128 channels, no connector), six paths combined by uncertainty
-# weighting (Chennupati et al., BMVC 2021): one learnable, clamped log-variance per path,
-# exp(-alpha) * L + alpha, so the paths of the two teachers are weighed against each other.
-# Each path's weight is logged as distill_weight.<path>.
+# configs/digits/gfl_r18_digits.py and configs/digits/retinanet_r18_digits.py) -> RetinaNet R18 of
+# half the width (student), embedded digits. Several teachers
+# (docs/en/user_guides/multiple_teachers.md): each teacher entry has its own model, checkpoint and
+# recorders (and may have its own forward_mode, precision, channels_last, early_stop); each
+# loss-input spec names the teacher it reads. One FitNet-style MSE path (MSEFeatureLoss, weight 1)
+# per teacher and FPN level (all three necks: strides 8-32, 128 channels, no connector), six paths
+# combined by uncertainty weighting (Chennupati et al., BMVC 2021): one learnable, clamped
+# log-variance per path, exp(-alpha) * L + alpha, so the paths of the two teachers are weighed
+# against each other. Each path's weight is logged as distill_weight.<path>.
 _base_ = [
     '../../_base_/datasets/digits_detection.py',
     '../../_base_/schedules/adamw_600it.py',
@@ -25,8 +25,8 @@ model = dict(
         retina=dict(cfg_path='{{ fileDirname }}/../../digits/retinanet_r18_digits.py',
                     ckpt='work_dirs/retinanet_r18_digits/iter_600.pth',
                     recorders=dict(fpn=fpn))),
-    # Shared by both teachers unless an entry sets its own (README, "How to choose the teacher
-    # settings").
+    # Shared by both teachers unless an entry sets its own
+    # (docs/en/user_guides/teacher_settings.md).
     teacher_precision=None,
     teacher_channels_last=False,
     teacher_early_stop=True,

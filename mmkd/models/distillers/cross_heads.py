@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.utils import get_submodule_or_raise
+from .stages import STAGES, DistillStage, StageStep
 
 BRANCHES = ('cls', 'reg')
 EPS = 1e-6
@@ -156,24 +157,28 @@ def _channels(head: nn.Module, branch: str, idx: int) -> Optional[int]:
     return getattr(getattr(head, f'{branch}_convs')[idx - 1], 'out_channels', None)
 
 
-class CrossHeads:
+@STAGES.register_module()
+class CrossHeads(DistillStage):
     """Checks the cross heads at build, adds their recorders, runs them and keeps their outputs
-    per step.
+    per step (a :class:`~.stages.DistillStage` read on the student's side).
 
     Args:
-        cfgs (dict): ``{name: dict(head='bbox_head', reused_teacher_head_idx=3)}``.
+        cfgs (dict, optional): ``{name: dict(head='bbox_head', reused_teacher_head_idx=3)}``.
         student (nn.Module): The student model.
-        teacher (nn.Module): The teacher model (frozen).
+        teacher (nn.Module, optional): The teacher model (frozen).
     """
 
     KEYS = {'head', 'reused_teacher_head_idx'}
+    argument = 'cross_heads'
+    sides = ('student', )
 
-    def __init__(self, cfgs: Optional[Dict[str, dict]], student: nn.Module, teacher: nn.Module):
+    def __init__(self, cfgs: Optional[Dict[str, dict]], student: nn.Module,
+                 teacher: Optional[nn.Module]):
+        super().__init__(cfgs, student, teacher)
         self.heads: Dict[str, nn.Module] = {}
         self.idx: Dict[str, int] = {}
         self.sources: Dict[str, Dict[str, Dict[str, dict]]] = {'student': {}, 'teacher': {}}
-        self.outputs: Dict[str, dict] = {}
-        for name, cfg in (cfgs or {}).items():
+        for name, cfg in self.cfgs.items():
             unknown = set(cfg) - self.KEYS
             if unknown or 'reused_teacher_head_idx' not in cfg:
                 raise KeyError(f'cross_heads[{name!r}] takes reused_teacher_head_idx (the '
@@ -212,22 +217,12 @@ class CrossHeads:
                              f"anchors / points to compare predictions: student "
                              f"{described['student']}, teacher {described['teacher']}.")
 
-    def __bool__(self) -> bool:
-        return bool(self.heads)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.heads
-
-    @property
-    def names(self) -> List[str]:
-        return list(self.heads)
-
     def recorders(self, side: str) -> Dict[str, dict]:
         """``{'<name>_cls': recorder cfg, '<name>_reg': ...}`` to add on ``side``."""
         return {f'{name}_{branch}': dict(cfg) for name, branches in self.sources[side].items()
                 for branch, cfg in branches.items()}
 
-    def teacher_specs(self) -> List[dict]:
+    def reads(self) -> List[dict]:
         """Specs of every teacher record the cross heads read (for the teacher's early stop)."""
         specs = []
         for name, head in self.heads.items():
@@ -237,12 +232,12 @@ class CrossHeads:
                                   record_idx=-1 if levels is None else levels - 1))
         return specs
 
-    def run(self, recorders: dict) -> None:
-        """Every cross head on this step's records (``{'student': RecorderManager, 'teacher':
-        ...}``), with gradient towards the student's features."""
+    def run(self, step: StageStep) -> None:
+        """Every cross head on this step's records (``step.recorders``), with gradient towards
+        the student's features."""
         for name, head in self.heads.items():
-            feats = {branch: self._aligned(recorders, f'{name}_{branch}', self.idx[name], head,
-                                           branch) for branch in BRANCHES}
+            feats = {branch: self._aligned(step.recorders, f'{name}_{branch}', self.idx[name],
+                                           head, branch) for branch in BRANCHES}
             outputs = run_head_from(head, feats['cls'], feats['reg'], self.idx[name])
             keys = ('cls_score', 'bbox_pred', 'centerness')[:len(outputs)]
             result = dict(zip(keys, outputs))
@@ -272,7 +267,4 @@ class CrossHeads:
                 feat = getattr(head, f'{branch}_convs')[idx - 1].activate(feat)
             feats.append(feat)
         return feats
-
-    def clear(self) -> None:
-        self.outputs.clear()
 

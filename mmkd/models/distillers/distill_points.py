@@ -69,7 +69,7 @@ that the student cannot be given. The published random points are drawn once per
 whole batch, as here.
 """
 import contextlib
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmdet.models.detectors import DINO, DeformableDETR
@@ -77,6 +77,8 @@ from mmdet.models.layers.transformer import inverse_sigmoid
 from torch import Tensor, nn
 
 from .loss_inputs import PerSide
+from .stages import STAGES, DistillStage, StageStep
+from .teachers import DEFAULT_TEACHER
 
 #: What the points' decoder passes take from the recorded ``forward_decoder`` call.
 CONTEXT_KEYS = ('memory', 'memory_mask', 'spatial_shapes', 'level_start_index', 'valid_ratios')
@@ -178,21 +180,27 @@ def decode_points(model: nn.Module, context: Dict[str, Tensor], points: Tensor,
     return tuple(torch.cat(parts, dim=2) for parts in zip(*outputs))
 
 
-class DistillPoints:
+@STAGES.register_module()
+class DistillPoints(DistillStage):
     """Checks the distillation points at build, adds their recorders, runs both decoders on
-    them and keeps their predictions per step.
+    them and keeps their predictions per step (a :class:`~.stages.DistillStage` read on both
+    sides: each output is a :class:`.PerSide`).
 
     Args:
-        cfgs (dict): ``{name: dict(teacher_points=300, random_points=300)}``.
+        cfgs (dict, optional): ``{name: dict(teacher_points=300, random_points=300)}``.
         student (nn.Module): The student model.
-        teacher (nn.Module): The teacher model (frozen).
+        teacher (nn.Module, optional): The teacher model (frozen).
     """
 
-    def __init__(self, cfgs: Optional[Dict[str, dict]], student: nn.Module, teacher: nn.Module):
+    argument = 'distill_points'
+    sides = ('student', DEFAULT_TEACHER)
+
+    def __init__(self, cfgs: Optional[Dict[str, dict]], student: nn.Module,
+                 teacher: Optional[nn.Module]):
+        super().__init__(cfgs, student, teacher)
         self.counts: Dict[str, Dict[str, int]] = {}
         self.models = {'student': student, 'teacher': teacher}
-        self.outputs: Dict[str, PerSide] = {}
-        for name, cfg in (cfgs or {}).items():
+        for name, cfg in self.cfgs.items():
             if not isinstance(cfg, dict) or set(cfg) - KEYS:
                 raise KeyError(f'distill_points[{name!r}] takes {sorted(KEYS)} (the published '
                                f'300 and 300), got {cfg!r}.')
@@ -212,13 +220,6 @@ class DistillPoints:
                                  f'{teacher.num_queries} queries.')
             self.counts[name] = counts
 
-    def __bool__(self) -> bool:
-        return bool(self.counts)
-
-    @property
-    def names(self) -> List[str]:
-        return list(self.counts)
-
     def recorders(self, side: str) -> Dict[str, dict]:
         """The recorder configs to add on ``side`` (``'student'`` or ``'teacher'``)."""
         added = {}
@@ -230,15 +231,16 @@ class DistillPoints:
                                              source='bbox_head.forward')
         return added
 
-    def teacher_specs(self) -> List[dict]:
+    def reads(self) -> List[dict]:
         """Specs of every teacher record the points read (for the teacher's early stop)."""
         return [dict(from_student=False, recorder=recorder)
                 for name in self.counts for recorder in self.recorders('teacher')
                 if recorder.startswith(f'{name}_')]
 
-    def run(self, recorders: dict, teacher_context: Optional[Callable] = None) -> None:
-        """Both decoders on this step's points (``recorders``: ``{'student': RecorderManager,
-        'teacher': ...}``); ``teacher_context()`` (the teacher's precision) wraps its pass."""
+    def run(self, step: StageStep) -> None:
+        """Both decoders on this step's points (on ``step.recorders``); the teacher's pass
+        runs under ``no_grad`` in its precision (``step.teacher_precision()``)."""
+        recorders = step.recorders
         for name, counts in self.counts.items():
             contexts = {side: _one_record(recorders[side], f'{name}_decoder', side)
                         for side in self.models}
@@ -258,14 +260,10 @@ class DistillPoints:
                 with contextlib.ExitStack() as stack:
                     if side == 'teacher':
                         stack.enter_context(torch.no_grad())
-                        if teacher_context is not None:
-                            stack.enter_context(teacher_context())
+                        stack.enter_context(step.teacher_precision())
                     cls_scores, bbox_preds = decode_points(model, contexts[side], points, sizes)
                 outputs[side] = dict(cls_scores=cls_scores, bbox_preds=bbox_preds, points=points)
             self.outputs[name] = outputs
-
-    def clear(self) -> None:
-        self.outputs.clear()
 
 
 def _one_record(manager, recorder: str, side: str):

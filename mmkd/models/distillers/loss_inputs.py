@@ -53,8 +53,8 @@ class LossInputs:
         recorders (dict): ``{'student': RecorderManager, <teacher name>: RecorderManager,
             ...}`` (the single teacher's name is ``'teacher'``).
         connectors (nn.ModuleDict): the connectors.
-        replays (dict, optional): ``{name: side or sides}`` of what runs after the student's
-            forward and is read like a recorder of that side: the teacher replays (side: the
+        replays (dict, optional): ``{name: side or sides}`` of the stages' outputs
+            (:mod:`.stages`), read like a recorder of that side: the teacher replays (side: the
             teacher's name), the cross heads (``'student'``) and the distillation points (both
             sides; their output is a :class:`PerSide`). Defaults to None.
     """
@@ -115,13 +115,13 @@ class LossInputs:
         manager = self.recorders[side]
         replays = self.replays[side] if allow_replays else []
         if spec['recorder'] not in manager and spec['recorder'] not in replays:
-            kind = 'cross_heads / distill_points' if side == 'student' else \
-                'teacher_replays / distill_points'
             owner = (f'{side}_recorders' if side in ('student', DEFAULT_TEACHER)
                      else f'teachers[{side!r}].recorders')
             raise KeyError(f"{where}: no {side_name(side)} recorder named "
                            f"{spec['recorder']!r}; {owner} defines {sorted(manager.recorders)}"
-                           + (f' and {kind} {sorted(replays)}.' if replays else '.'))
+                           + (' and its stages (teacher_replays, cross_heads, '
+                              f'distill_points, stages) give {sorted(replays)}.'
+                              if replays else '.'))
         for connector_name in as_list(spec.get('connector')):
             if connector_name not in self.connectors:
                 raise KeyError(f'{where}: no connector named {connector_name!r}; connectors '

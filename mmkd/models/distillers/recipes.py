@@ -349,7 +349,8 @@ def lookup_recipe(recipe_type) -> Tuple[str, Method]:
     if name is None:
         raise KeyError(f'Unknown recipe type {recipe_type!r}. Known recipe types: '
                        f'{known_recipes()}; for any other loss write distill_losses and '
-                       'loss_forward_mappings explicitly (README, "Distill your own model").')
+                       'loss_forward_mappings explicitly (docs/en/user_guides/'
+                       'distill_your_own_model.md, "The explicit form").')
     return name, RECIPES[name]
 
 

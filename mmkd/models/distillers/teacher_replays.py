@@ -9,37 +9,45 @@ proposals. A teacher-side spec with ``recorder='roi'`` then reads the replay's o
 the same way, ``method='roi_head._mask_forward'`` on the student's positive RoIs (the inputs
 of its own ``_mask_forward``), for ``MaskKDLoss`` (configs/distill/_base_/mask_replay.py).
 """
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
 
 from mmkd.utils import get_submodule_or_raise
-from .loss_inputs import LossInputs
+from .stages import STAGES, DistillStage, StageStep
+from .teachers import DEFAULT_TEACHER
 
 
-class TeacherReplays:
-    """Checks the replays at build; runs them, and keeps their outputs, per step.
+@STAGES.register_module()
+class TeacherReplays(DistillStage):
+    """Checks the replays once the loss inputs exist; runs them, and keeps their outputs, per
+    step (a :class:`~.stages.DistillStage` read on the teacher's side).
 
     Args:
-        replays (dict): ``{name: dict(method='module.method', args=[spec, ...])}``.
-        teacher (nn.Module): the teacher model.
-        loss_inputs (LossInputs): checks the argument specs (replays read recorders only).
+        cfgs (dict, optional): ``{name: dict(method='module.method', args=[spec, ...])}``.
+        student (nn.Module): The student model (unused: replays run teacher methods).
+        teacher (nn.Module, optional): The teacher model.
     """
 
-    def __init__(self, replays: Dict[str, dict], teacher: nn.Module, loss_inputs: LossInputs):
+    argument = 'teacher_replays'
+    sides = (DEFAULT_TEACHER, )
+
+    def __init__(self, cfgs: Optional[Dict[str, dict]], student: nn.Module,
+                 teacher: Optional[nn.Module]):
+        super().__init__(cfgs, student, teacher)
+        self.teacher = teacher
         self.methods: Dict[str, Callable] = {}
         self.args: Dict[str, list] = {}
-        self.outputs: Dict[str, object] = {}
-        for name, replay in (replays or {}).items():
-            if name in loss_inputs.recorders['teacher']:
-                raise KeyError(f'teacher_replays[{name!r}] has the name of a teacher recorder; '
-                               'give it its own name.')
+
+    def bind(self, loss_inputs) -> None:
+        """Check every replay's method and argument specs (replays read recorders only)."""
+        for name, replay in self.cfgs.items():
             if set(replay) != {'method', 'args'}:
                 raise KeyError(f"teacher_replays[{name!r}] needs exactly 'method' (e.g. "
                                "'roi_head._bbox_forward') and 'args' (a list of specs).")
             module_name, _, method_name = replay['method'].rpartition('.')
-            module = get_submodule_or_raise(teacher, module_name, 'teacher')
+            module = get_submodule_or_raise(self.teacher, module_name, 'teacher')
             method = getattr(module, method_name, None)
             if not callable(method):
                 raise KeyError(f"teacher module {module_name!r} has no method {method_name!r} "
@@ -53,17 +61,13 @@ class TeacherReplays:
             self.methods[name] = method
             self.args[name] = list(replay['args'])
 
-    def __bool__(self) -> bool:
-        return bool(self.methods)
+    def reads(self) -> List[dict]:
+        """Every argument spec (the teacher's early stop waits for the teacher's)."""
+        return [spec for args in self.args.values() for spec in args]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self.methods
-
-    def run(self, resolve: Callable[[dict], object]) -> None:
-        """Call every replay; ``resolve(spec)`` gives the value of an argument spec."""
-        with torch.no_grad():
+    def run(self, step: StageStep) -> None:
+        """Call every replay in the teacher's precision, its arguments resolved by
+        ``step.resolve``."""
+        with step.teacher_precision(), torch.no_grad():
             for name, method in self.methods.items():
-                self.outputs[name] = method(*[resolve(spec) for spec in self.args[name]])
-
-    def clear(self) -> None:
-        self.outputs.clear()
+                self.outputs[name] = method(*[step.resolve(spec) for spec in self.args[name]])

@@ -24,8 +24,9 @@ it can run cheaper than the student without touching the student's training:
   hook raises :class:`TeacherStopped`, which this runner catches. Counting records, not
   module calls, makes a module called several times per forward (a dense head's convs run
   once per FPN level) stop the teacher after the last call read, not the first.
-- ``compile``: ``torch.compile`` of the teacher's forward (off by default; see README for
-  when it pays). Compiled code cannot be stopped from a hook, so it runs without early stop.
+- ``compile``: ``torch.compile`` of the teacher's forward (off by default; see
+  docs/en/user_guides/teacher_settings.md for when it pays). Compiled code cannot be stopped
+  from a hook, so it runs without early stop.
 
 The ``'tensor'`` mode runs up to the head's raw outputs: the model's own ``_forward``, except
 for the mmseg segmentors whose ``_forward`` cannot (:func:`forward_to_head`).

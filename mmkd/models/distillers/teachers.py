@@ -88,3 +88,14 @@ def teacher_role(name: str) -> str:
     """How errors and warnings name a teacher: ``'teacher'`` (the single form's),
     ``"teachers['gfl']"`` otherwise."""
     return 'teacher' if name == DEFAULT_TEACHER else f'teachers[{name!r}]'
+
+
+def setting_name(name: str, key: str) -> str:
+    """A teacher setting as the config writes it: ``teacher_<key>`` or
+    ``teachers['gfl'].<key>``.
+
+    Example:
+        >>> setting_name('teacher', 'ckpt'), setting_name('gfl', 'ckpt')
+        ('teacher_ckpt', "teachers['gfl'].ckpt")
+    """
+    return f'teacher_{key}' if name == DEFAULT_TEACHER else f'{teacher_role(name)}.{key}'
