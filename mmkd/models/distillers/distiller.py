@@ -31,7 +31,7 @@ from .nonfinite import NonFiniteGuard
 from .stages import StageStep, stage_configs
 from .student_access import StudentAccess
 from .teacher_access import TeacherAccess
-from .teacher_runner import TeacherRunner, check_precision, to_channels_last
+from .teacher_runner import TeacherRunner, check_precision, device_type_of, to_channels_last
 from .teachers import teacher_entries, teacher_role
 from .wiring import build_wiring, check_wiring_arguments
 
@@ -246,7 +246,7 @@ class Distiller(StudentAccess, TeacherAccess, BaseModel):
         NaN / inf and combined by the weighting; ``batch`` holds ``inputs`` and
         ``data_samples``."""
         raw, inputs = OrderedDict(), {}
-        device_type = batch['inputs'].device.type if isinstance(batch['inputs'], Tensor) else 'cpu'
+        device_type = device_type_of(batch['inputs'])
         outputs = {name: output for stage in self.stages.values()
                    for name, output in stage.outputs.items()}
         # Connectors and the weighting run in float32 too (the losses cast for themselves).

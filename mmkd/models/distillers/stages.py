@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 from mmengine.registry import Registry
-from torch import Tensor, nn
+from torch import nn
 
+from .teacher_runner import device_type_of
 from .teachers import DEFAULT_TEACHER
 
 #: Stage classes by class name (the keys of the Distiller's ``stages`` argument).
@@ -57,8 +58,7 @@ class StageStep:
 
     @property
     def device_type(self) -> str:
-        inputs = self.batch['inputs']
-        return inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+        return device_type_of(self.batch['inputs'])
 
     def teacher_precision(self, teacher: str = DEFAULT_TEACHER):
         """The context that runs ``teacher``'s computations in its own precision."""

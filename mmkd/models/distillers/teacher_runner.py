@@ -175,7 +175,7 @@ class TeacherRunner:
         """The teacher's forward in ``mode`` (``'extract_feat'``, ``'tensor'`` or ``'loss'``)
         with the recorders on, in the teacher's precision and memory format; returns what the
         teacher returned, or None when it stopped early."""
-        device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+        device_type = device_type_of(inputs)
         check_precision(self.precision, device_type)
         inputs = self.format_inputs(inputs)
         self._taken = {name: 0 for name in self.needed}
@@ -231,6 +231,12 @@ class TeacherRunner:
         if name not in self._compiled:
             self._compiled[name] = torch.compile(method)
         return self._compiled[name]
+
+
+def device_type_of(inputs) -> str:
+    """``inputs.device.type`` for a batch tensor; ``'cpu'`` for anything else (a list of
+    images of different sizes)."""
+    return inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
 
 
 def to_channels_last(inputs):
